@@ -1,0 +1,112 @@
+"""The Celery application: Redis broker and backend, one queue per stage, no lost jobs.
+
+Stages register their task with :func:`stage_task`; a pipeline addresses tasks by name only
+(``tigertrap.<stage>``), so the process that submits jobs needs none of the stages' heavy
+dependencies. Settings that keep a job from being lost: late acknowledgement, rejection (and so
+redelivery) when the worker process dies, prefetch 1, and a visibility timeout longer than the
+longest task.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery, Task
+
+from tigertrap.core.config import CoreSettings, load_settings
+
+__all__ = [
+    "DEFAULT_REDIS_URL",
+    "STAGES",
+    "ProgressFn",
+    "celery_app",
+    "make_celery",
+    "stage_task",
+    "task_name",
+]
+
+#: The pipeline's stages, in order; each has its own queue and worker service.
+STAGES = ("download", "detect", "snip", "train", "classify")
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+#: ``progress(processed, total)``; raises :class:`tigertrap.core.jobs.JobCancelled` when the
+#: job was cancelled, so long loops stop at their next report.
+ProgressFn = Callable[[int, int], None]
+
+
+def task_name(stage: str) -> str:
+    """The Celery task name of ``stage``."""
+    return f"tigertrap.{stage}"
+
+
+def redis_url() -> str:
+    """``REDIS_URL`` from the environment, or the local default."""
+    return load_settings(CoreSettings).redis_url or DEFAULT_REDIS_URL
+
+
+def make_celery(url: str | None = None) -> Celery:
+    """A Celery app on Redis ``url`` (default: ``REDIS_URL``) with tigertrap's delivery rules."""
+    settings = load_settings(CoreSettings)
+    url = url or settings.redis_url or DEFAULT_REDIS_URL
+    transport = {"visibility_timeout": settings.tigertrap_visibility_timeout}
+    app = Celery("tigertrap", broker=url, backend=url, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_routes={task_name(stage): {"queue": stage} for stage in STAGES},
+        task_default_queue="default",
+        broker_transport_options=transport,
+        result_backend_transport_options=transport,
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_track_started=True,
+        result_expires=7 * 24 * 3600,
+        worker_hijack_root_logger=False,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+    )
+    return app
+
+
+@functools.lru_cache(maxsize=4)
+def _app_for(url: str) -> Celery:
+    return make_celery(url)
+
+
+def celery_app(url: str | None = None) -> Celery:
+    """The process-wide app for ``url`` (default ``REDIS_URL``)."""
+    return _app_for(url or redis_url())
+
+
+StageFunction = Callable[[dict[str, Any], ProgressFn], dict[str, Any]]
+
+
+def stage_task(stage: str) -> Callable[[StageFunction], Task]:
+    """Register ``func(params, progress) -> result`` as the Celery task of ``stage``.
+
+    The task records the job's progress, stage and result (or error) in Redis and stops a
+    cancelled job; the stage function only does the stage's work. A stage function must be
+    idempotent: a task is redone after its worker dies.
+    """
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+
+    def register(func: StageFunction) -> Task:
+        app = celery_app()
+
+        @app.task(name=task_name(stage), bind=True, acks_late=True,
+                  reject_on_worker_lost=True)
+        def run(self: Task, job_id: str, position: int, params: dict[str, Any]) -> dict[str, Any]:
+            from tigertrap.core.jobs import run_stage  # jobs imports this module
+
+            return run_stage(job_id, position, stage, params, func, worker_pid=os.getpid())
+
+        run.__doc__ = func.__doc__
+        return run
+
+    return register
