@@ -32,8 +32,6 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", 
 #: Largest image accepted, in pixels: 8x a 5152x3968 frame, far below what exhausts memory.
 MAX_PIXELS = 160_000_000
 
-# A truncated JPEG must be an error, not a grey-bottomed image.
-ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 ImageSource = str | os.PathLike[str] | bytes | BinaryIO
 
@@ -137,6 +135,9 @@ def open_image(source: ImageSource, *, draft_size: tuple[int, int] | None = None
             orientation = _orientation(image)
             wanted = draft_size if orientation not in (5, 6, 7, 8) else draft_size[::-1]
             image.draft("RGB", wanted)
+        # A truncated JPEG must be an error, not a grey-bottomed image. Set at each load
+        # because other libraries (megadetector among them) switch it on when imported.
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
         image.load()
         ImageOps.exif_transpose(image, in_place=True)
         rgb = _to_rgb(image)
