@@ -105,7 +105,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         values = np.asarray(image, dtype=np.float64)
         peak = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
         eight_bit = np.clip(values / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(eight_bit, mode="L").convert("RGB")
+        return Image.fromarray(eight_bit).convert("RGB")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     return image.convert("RGB")
