@@ -1,0 +1,87 @@
+"""docker-compose.yml and the Dockerfiles, checked statically (no Docker engine here)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tigertrap.core.queue import STAGES
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKERFILES = sorted(REPO.glob("services/*/Dockerfile"))
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if not found:
+        pytest.fail(f"{name} is not installed; scripts/install installs it")
+    return found
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    result = subprocess.run([tool("docker-compose"), "config"], cwd=REPO, capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def test_compose_file_is_valid():
+    result = subprocess.run([tool("docker-compose"), "config", "-q"], cwd=REPO,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_stage_queue_has_a_worker_service(compose):
+    commands = [service.get("command") or [] for service in compose["services"].values()]
+    served = {command[2] for command in commands if command[:2] == ["tigertrap", "worker"]}
+    assert served == set(STAGES)
+
+
+def test_redis_persists_and_reports_health(compose):
+    redis = compose["services"]["redis"]
+    assert "--appendonly" in redis["command"] and "healthcheck" in redis
+    assert any(volume["target"] == "/data" for volume in redis["volumes"])
+
+
+def test_api_is_published_on_port_8000_and_gpu_stages_reserve_a_gpu(compose):
+    services = compose["services"]
+    assert any(port["target"] == 8000 for port in services["classify"]["ports"])
+    for stage in ("detect", "train"):
+        devices = services[stage]["deploy"]["resources"]["reservations"]["devices"]
+        assert devices[0]["capabilities"] == ["gpu"]
+
+
+def test_all_stage_services_share_one_data_volume(compose):
+    stage_services = [s for name, s in compose["services"].items() if name != "redis"]
+    sources = {v["source"] for s in stage_services for v in s["volumes"] if v["target"] == "/data"}
+    assert len(sources) == 1
+    assert all("env_file" in s for s in stage_services)
+
+
+def test_every_command_compose_runs_exists_in_the_cli(compose):
+    for name, service in compose["services"].items():
+        command = service.get("command") or []
+        if command[:1] != ["tigertrap"]:
+            continue
+        args = [arg for arg in command[1:] if not arg.startswith("-")][:2]
+        args = args if args[:1] == ["worker"] else args[:1]
+        result = subprocess.run([sys.executable, "-m", "tigertrap.core", *args, "--help"],
+                                capture_output=True, text=True, check=False)
+        assert result.returncode == 0, f"{name}: {' '.join(command)}\n{result.stderr}"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_dockerfile_passes_hadolint(dockerfile):
+    result = subprocess.run([tool("hadolint"), str(dockerfile)], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_each_stage_has_a_dockerfile():
+    assert {p.parent.name for p in DOCKERFILES} >= set(STAGES)
