@@ -1,0 +1,215 @@
+"""Export a trained classifier as a bundle (ARCHITECTURE.md, ``tigertrap.core.bundle``).
+
+The bundle folder holds ``model.keras`` (raw RGB 0-255 in, preprocessing inside, reloads with
+plain ``keras.saving.load_model``), ``model.onnx`` (tf2onnx, checked against Keras on a probe
+batch to within :data:`ONNX_TOLERANCE`), ``class_map.yaml``, ``manifest.json`` with the sha256 of
+those files, and ``metrics/``. The bundle is assembled in a temporary sibling folder and renamed
+into place, so a reader never sees half a bundle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tigertrap.core.bundle import (
+    MODEL_KERAS,
+    MODEL_ONNX,
+    BundleManifest,
+    write_manifest,
+)
+from tigertrap.core.class_map import CLASS_MAP_FILE, ClassMap
+from tigertrap.core.paths import TEMP_SUFFIX
+
+if TYPE_CHECKING:
+    import keras
+
+__all__ = [
+    "METRICS_DIR",
+    "ONNX_INPUT",
+    "ONNX_OPSET",
+    "ONNX_TOLERANCE",
+    "ExportError",
+    "export_bundle",
+    "foreign_layers",
+    "plain_model",
+]
+
+log = logging.getLogger(__name__)
+
+METRICS_DIR = "metrics"
+ONNX_INPUT = "image"
+ONNX_OPSET = 17
+#: Largest absolute difference allowed between ONNX Runtime's and Keras's probabilities.
+ONNX_TOLERANCE = 1e-4
+PROBE_IMAGES = 4
+PROBE_SEED = 20240601
+#: Modules whose layer classes plain Keras can deserialise.
+_KERAS_MODULE = "keras."
+
+
+class ExportError(RuntimeError):
+    """The model cannot be written as a bundle that keeps the bundle's promises."""
+
+
+def plain_model(model: keras.Model) -> keras.Model:
+    """``model`` as a plain functional ``keras.Model`` over the same layers and weights.
+
+    kimm returns its models as subclasses of ``Functional`` that plain Keras cannot deserialise;
+    their graph is made of Keras layers, so rebuilding the functional graph drops kimm's class.
+    """
+    import keras
+
+    if type(model) in (keras.Model, keras.models.Model) or (
+            type(model).__module__.startswith(_KERAS_MODULE)):
+        return model
+    return keras.Model(model.inputs[0], model.outputs[0], name=model.name)
+
+
+def foreign_layers(model: keras.Model) -> list[str]:
+    """Class names of the layers (at any depth) that plain Keras cannot load."""
+    found: set[str] = set()
+    stack: list[Any] = list(model.layers)
+    while stack:
+        layer = stack.pop()
+        module = type(layer).__module__
+        if not module.startswith(_KERAS_MODULE):
+            found.add(f"{module}.{type(layer).__name__}")
+        stack.extend(getattr(layer, "layers", []))
+    return sorted(found)
+
+
+def _save_keras(model: keras.Model, path: Path) -> None:
+    # Keras insists on the .keras suffix, so the temporary name keeps it.
+    temporary = path.with_name(f".{path.stem}{TEMP_SUFFIX}.keras")
+    model.save(temporary, include_optimizer=False)
+    os.replace(temporary, path)
+
+
+def _save_onnx(model: keras.Model, path: Path, input_size: int) -> None:
+    import tensorflow as tf
+    import tf2onnx
+
+    spec = (tf.TensorSpec((None, input_size, input_size, 3), tf.float32, name=ONNX_INPUT),)
+    temporary = path.with_name(f".{path.name}{TEMP_SUFFIX}")
+    # tf2onnx's transpose optimiser logs a harmless traceback for some kimm graphs.
+    logging.getLogger("tf2onnx").setLevel(logging.CRITICAL)
+    tf2onnx.convert.from_keras(model, input_signature=spec, opset=ONNX_OPSET,
+                               output_path=str(temporary))
+    os.replace(temporary, path)
+
+
+def probe_images(input_size: int, count: int = PROBE_IMAGES) -> np.ndarray:
+    """A fixed batch of raw RGB 0-255 float images for comparing two forms of a model."""
+    rng = np.random.default_rng(PROBE_SEED)
+    return rng.uniform(0.0, 255.0, (count, input_size, input_size, 3)).astype("float32")
+
+
+def onnx_difference(model: keras.Model, onnx_path: Path, input_size: int) -> float:
+    """Largest absolute difference between Keras and ONNX Runtime outputs on a probe batch."""
+    import onnxruntime
+
+    images = probe_images(input_size)
+    expected = np.asarray(model(images, training=False))
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    actual = session.run(None, {session.get_inputs()[0].name: images})[0]
+    return float(np.max(np.abs(actual - expected)))
+
+
+def _copy_metrics(source: Path | None, target: Path) -> list[str]:
+    target.mkdir(parents=True, exist_ok=True)
+    if source is None or not source.is_dir():
+        return []
+    copied = []
+    for item in sorted(source.rglob("*")):
+        if item.is_file():
+            destination = target / item.relative_to(source)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(item, destination)
+            copied.append(destination.relative_to(target.parent).as_posix())
+    return copied
+
+
+def _replace_folder(staging: Path, out_dir: Path) -> None:
+    """Rename ``staging`` to ``out_dir``; an existing bundle is moved aside first."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old{TEMP_SUFFIX}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out_dir, old)
+    os.replace(staging, out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def export_bundle(model: keras.Model, class_map: ClassMap | Iterable[str],
+                  out_dir: str | os.PathLike[str], *, name: str, input_size: int,
+                  crop_method: str = "exact", snip_size: int = 600, backbone: str = "",
+                  recipe: str = "", metrics: dict[str, Any] | None = None,
+                  tiger_threshold: float | None = None, config_hash: str = "",
+                  metrics_dir: str | os.PathLike[str] | None = None, version: str = "0.1.0",
+                  extra: dict[str, Any] | None = None) -> Path:
+    """Write the classifier bundle of ``model`` to ``out_dir`` and return ``out_dir``.
+
+    ``model`` takes raw RGB 0-255 images of ``input_size`` square and returns one softmax
+    probability per class in ``class_map`` order. ``metrics_dir`` (reports, confusion matrices)
+    is copied to ``metrics/``; ``extra`` adds fields to the manifest.
+
+    Raises:
+        ExportError: the model's output does not match the class map, its layers cannot be
+            loaded by plain Keras, or the ONNX model differs from Keras by more than
+            :data:`ONNX_TOLERANCE`.
+    """
+    classes = class_map if isinstance(class_map, ClassMap) else ClassMap(class_map)
+    model = plain_model(model)
+    _check_shapes(model, classes, input_size)
+    foreign = foreign_layers(model)
+    if foreign:
+        raise ExportError(f"{name}: layers {', '.join(foreign)} cannot be loaded by plain Keras; "
+                          "choose a backbone made of Keras layers (EfficientNet, MobileNet, ...)")
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=TEMP_SUFFIX, dir=out.parent))
+    try:
+        _save_keras(model, staging / MODEL_KERAS)
+        _save_onnx(model, staging / MODEL_ONNX, input_size)
+        difference = onnx_difference(model, staging / MODEL_ONNX, input_size)
+        if difference > ONNX_TOLERANCE:
+            raise ExportError(f"{name}: ONNX output differs from Keras by {difference:.2e} "
+                              f"(> {ONNX_TOLERANCE:.0e})")
+        classes.save(staging / CLASS_MAP_FILE)
+        _copy_metrics(Path(metrics_dir) if metrics_dir else None, staging / METRICS_DIR)
+        manifest = BundleManifest(
+            name=name, version=version, created=datetime.now(timezone.utc).isoformat(),
+            input_size=input_size, crop_method=crop_method, snip_size=snip_size,
+            backbone=backbone, recipe=recipe, classes=list(classes.names),
+            metrics=metrics or {}, tiger_threshold=tiger_threshold, config_hash=config_hash,
+            input_range=[0, 255], input_layout="NHWC RGB float32", onnx_input=ONNX_INPUT,
+            onnx_max_abs_difference=difference, **(extra or {}))
+        write_manifest(staging, manifest, hash_files=[MODEL_KERAS, MODEL_ONNX, CLASS_MAP_FILE])
+        _replace_folder(staging, out)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(staging)
+        raise
+    log.info("bundle %s written to %s (ONNX difference %.1e)", name, out, difference)
+    return out
+
+
+def _check_shapes(model: keras.Model, classes: ClassMap, input_size: int) -> None:
+    input_shape = tuple(model.input_shape[1:])
+    if input_shape != (input_size, input_size, 3):
+        raise ExportError(f"model input {input_shape} is not ({input_size}, {input_size}, 3)")
+    outputs = int(model.output_shape[-1])
+    if outputs != len(classes):
+        raise ExportError(f"model has {outputs} outputs but the class map lists "
+                          f"{len(classes)} classes")

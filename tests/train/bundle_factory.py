@@ -1,0 +1,95 @@
+"""A tiny trained classifier bundle for tests of train, classify and publish.
+
+``build_tiny_bundle`` trains a MobileNetV3 (kimm, random initial weights) for a few steps on
+synthetic images whose classes differ by colour and stripe direction, so its predictions really
+differ per class, and writes it with :func:`tigertrap.train.export.export_bundle`. A built bundle
+is cached on disk (keyed by the arguments and this module's and the exporter's source), so a test
+session pays for training once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from tests.train.synthetic import class_images
+from tigertrap.core.bundle import load_manifest, write_manifest
+
+__all__ = ["TINY_BACKBONE", "build_tiny_bundle", "tiny_training_images"]
+
+TINY_BACKBONE = "MobileNetV3W050Small"
+BATCH = 16
+LEARNING_RATE = 3e-3
+#: BatchNorm must learn its moving statistics within a few steps for inference to work.
+BN_MOMENTUM = 0.5
+IMAGES_PER_CLASS = 24
+CACHE_ROOT = Path(tempfile.gettempdir()) / "tigertrap-tiny-bundles"
+
+
+def tiny_training_images(class_names: list[str], input_size: int, seed: int,
+                         per_class: int = IMAGES_PER_CLASS) -> tuple[np.ndarray, np.ndarray]:
+    """(images float32 0-255, integer labels) for ``class_names`` in order."""
+    rng = np.random.default_rng(seed)
+    parts = [class_images(i, len(class_names), per_class, input_size, rng)
+             for i in range(len(class_names))]
+    labels = np.repeat(np.arange(len(class_names)), per_class)
+    return np.concatenate(parts).astype("float32"), labels
+
+
+def _cache_key(class_names: list[str], input_size: int, steps: int, seed: int) -> str:
+    from tigertrap.train import backbones, export, model
+
+    digest = hashlib.sha256()
+    for module in (backbones, export, model):
+        digest.update(inspect.getsource(module).encode())
+    digest.update(Path(__file__).read_bytes())
+    digest.update(repr((class_names, input_size, steps, seed)).encode())
+    return digest.hexdigest()[:16]
+
+
+def _train_and_export(out_dir: Path, class_names: list[str], input_size: int, steps: int,
+                      seed: int) -> None:
+    import keras
+
+    from tigertrap.train.backbones import build_backbone, resolve_backbone
+    from tigertrap.train.export import export_bundle
+    from tigertrap.train.model import build_classifier
+
+    keras.utils.set_random_seed(seed)
+    backbone = build_backbone(resolve_backbone(TINY_BACKBONE, input_size), weights=None)
+    model = build_classifier(backbone, len(class_names), head="terainet", dropout=0.0)
+    backbone.trainable = True
+    for layer in backbone.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = BN_MOMENTUM
+    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE),
+                  loss="sparse_categorical_crossentropy")
+    images, labels = tiny_training_images(class_names, input_size, seed)
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        batch = rng.choice(len(labels), BATCH, replace=False)
+        model.train_on_batch(images[batch], labels[batch])
+    export_bundle(model, class_names, out_dir, name="tiny", input_size=input_size,
+                  backbone=TINY_BACKBONE, recipe="tiny-test", metrics={}, tiger_threshold=None,
+                  config_hash=f"tiny-{seed}")
+
+
+def build_tiny_bundle(out_dir: Path, class_names: list[str], input_size: int = 64,
+                      steps: int = 20, seed: int = 0) -> Path:
+    """Write a tiny trained bundle for ``class_names`` (output order) to ``out_dir``."""
+    out_dir = Path(out_dir)
+    cached = CACHE_ROOT / _cache_key(list(class_names), input_size, steps, seed)
+    if not (cached / "manifest.json").is_file():
+        CACHE_ROOT.mkdir(parents=True, exist_ok=True)
+        _train_and_export(cached, list(class_names), input_size, steps, seed)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    shutil.copytree(cached, out_dir)
+    manifest = load_manifest(out_dir)
+    write_manifest(out_dir, manifest.model_copy(update={"name": out_dir.name}))
+    return out_dir
