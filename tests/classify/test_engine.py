@@ -8,19 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.classify.tiny_bundle import CLASS_COLOURS, colour_crops
+from tests.classify.conftest import CLASSES, known_crops
 from tigertrap.classify.engine import EngineOverloaded, InferenceEngine
 from tigertrap.core.bundle import BundleError
 
 
 def _one_crop_per_class(seed: int = 7) -> tuple[list[str], np.ndarray]:
-    names = list(CLASS_COLOURS)
-    crops = np.concatenate([colour_crops(CLASS_COLOURS[n], 1, seed=seed + i)
-                            for i, n in enumerate(names)])
-    return names, crops
+    crops = np.concatenate([known_crops(name, 1, seed=seed) for name in CLASSES])
+    return list(CLASSES), crops
 
 
-def test_predict_labels_each_colour_as_its_class(engine: InferenceEngine) -> None:
+def test_predict_labels_each_learned_pattern_as_its_class(engine: InferenceEngine) -> None:
     names, crops = _one_crop_per_class()
     probabilities = engine.predict(crops)
     assert probabilities.shape == (len(names), len(engine.class_map))
@@ -33,7 +31,7 @@ def test_predict_returns_probabilities_that_sum_to_one(engine: InferenceEngine) 
 
 
 def test_predict_splits_more_crops_than_the_max_batch_size(engine: InferenceEngine) -> None:
-    crops = colour_crops(CLASS_COLOURS["sambar"], engine.max_batch_size * 2 + 3)
+    crops = known_crops("sambar", engine.max_batch_size * 2 + 3)
     probabilities = engine.predict(crops)
     assert len(probabilities) == len(crops)
     assert set(probabilities.argmax(axis=1)) == {engine.class_map.index("sambar")}
@@ -52,7 +50,7 @@ def test_wrong_crop_shape_is_refused(engine: InferenceEngine) -> None:
 
 
 def test_concurrent_submissions_are_run_in_shared_batches(bundle_dir: Path) -> None:
-    crops = colour_crops(CLASS_COLOURS["tiger"], 24)
+    crops = known_crops("tiger", 24)
     # A long wait lets every crop submitted by the threads join a batch of max_batch_size.
     with InferenceEngine(bundle_dir, max_batch_size=8, max_wait_ms=2000) as batching:
         barrier = threading.Barrier(len(crops))
@@ -89,7 +87,7 @@ def test_full_queue_raises_engine_overloaded(bundle_dir: Path) -> None:
 
     engine._runner = held_runner
     engine.start()
-    crop = colour_crops(CLASS_COLOURS["tiger"], 1)[0]
+    crop = known_crops("tiger", 1)[0]
     accepted = [engine.submit(crop)]
     try:
         assert entered.wait(30)
