@@ -1,0 +1,57 @@
+"""Settings of the classify stage (MEWC-style keys; see ``services/classify/classify.env``).
+
+``MD_FILE`` and ``MODEL`` name the inputs; the output files go next to ``MD_FILE`` unless
+``OUTPUT_DIR`` says otherwise. The engine keys (``BACKEND``, ``BATCH_SIZE``, ``MAX_WAIT_MS``,
+``MAX_QUEUE``, ``THREADS``) are shared by batch mode and the HTTP server.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from tigertrap.core.config import StageSettings
+
+__all__ = ["SEQUENCE_SOURCES", "ClassifySettings"]
+
+SEQUENCE_SOURCES = ("none", "manifest", "exif")
+
+
+class ClassifySettings(StageSettings):
+    """Every key of the classify stage, with its default."""
+
+    # inputs and outputs
+    md_file: Path | None = Field(default=None, description="MegaDetector batch output to classify")
+    model: Path | None = Field(default=None, description="classifier bundle folder")
+    output_dir: Path | None = Field(default=None, description="default: the MD file's folder")
+    output_md: str = Field(default="md_classified.json", description="classified MD file name")
+    pred_csv: str = Field(default="predictions.csv", description="one row per detection")
+    images_csv: str = Field(default="images.csv", description="one row per image")
+    long_table: bool = Field(default=False, description="also write mewc-predict's long table")
+    long_csv: str = Field(default="predictions_long.csv", description="long table file name")
+
+    # what is classified and how results are reported
+    lower_conf: float = Field(default=0.05, ge=0.0, le=1.0,
+                              description="classify animal detections at or above this conf")
+    top_k: int = Field(default=5, ge=1, description="classifications kept per detection")
+    tiger_class: str = Field(default="tiger", description="class name that sets the tiger flag")
+    tiger_threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="tiger score that flags an image; default: the bundle's, else top class")
+
+    # sequence smoothing
+    sequence_source: Literal["none", "manifest", "exif"] = "none"
+    sequence_file: Path | None = Field(default=None,
+                                       description="CSV with path and sequence columns")
+    sequence_gap: float = Field(default=30.0, gt=0,
+                                description="max seconds between frames of one EXIF sequence")
+
+    # the inference engine
+    backend: Literal["auto", "onnx", "keras"] = "auto"
+    batch_size: int = Field(default=32, ge=1, description="largest inference batch")
+    max_wait_ms: float = Field(default=5.0, ge=0, description="dynamic batching wait")
+    max_queue: int = Field(default=1024, ge=1, description="crops waiting at most")
+    threads: int | None = Field(default=None, ge=1, description="inference threads")
+    decode_workers: int = Field(default=2, ge=1, description="image decoding threads")
