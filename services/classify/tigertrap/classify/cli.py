@@ -1,0 +1,125 @@
+"""``tigertrap classify`` (batch mode) and ``tigertrap serve`` (the HTTP API): thin adapters.
+
+``classify`` calls :func:`tigertrap.classify.batch.classify_md`; heavy imports (ONNX Runtime,
+Keras) happen inside the command so that ``tigertrap --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tigertrap.core.cli import echo_json
+from tigertrap.core.config import ConfigError, load_settings
+
+__all__ = ["classify", "serve"]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
+
+
+class _ProgressBar:
+    """``progress(done, total)`` drawn on stderr; the bar is created at the first report."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Any = None
+        self.done = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = typer.progressbar(length=total, label=self.label, file=None)
+            self.bar.__enter__()
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+def classify(
+    md_file: Annotated[Path | None, typer.Argument(
+        help="MegaDetector batch output (any format version) whose animal detections to "
+             "classify; image paths are taken from its folder. [MD_FILE]", show_default=False)
+    ] = None,
+    model: Annotated[Path | None, typer.Option(
+        "--model", "-m", help="Classifier bundle folder. [MODEL]", show_default=False)] = None,
+    output_dir: Annotated[Path | None, typer.Option(
+        help="Where the outputs go. [OUTPUT_DIR: the MD file's folder]", show_default=False)
+    ] = None,
+    lower_conf: Annotated[float | None, typer.Option(
+        help="Classify animal detections at or above this confidence. [LOWER_CONF: 0.05]",
+        show_default=False)] = None,
+    top_k: Annotated[int | None, typer.Option(
+        help="Classifications kept per detection. [TOP_K: 5]", show_default=False)] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        help="Crops per inference batch. [BATCH_SIZE: 32]", show_default=False)] = None,
+    backend: Annotated[str | None, typer.Option(
+        help="onnx, keras or auto. [BACKEND: auto]", show_default=False)] = None,
+    threads: Annotated[int | None, typer.Option(
+        help="Inference threads. [THREADS: all cores]", show_default=False)] = None,
+    decode_workers: Annotated[int | None, typer.Option(
+        help="Image-decoding threads. [DECODE_WORKERS: 2]", show_default=False)] = None,
+    long_table: Annotated[bool | None, typer.Option(
+        "--long-table/--no-long-table", help="Also write mewc-predict's long table. "
+                                             "[LONG_TABLE: false]", show_default=False)] = None,
+    sequence_source: Annotated[str | None, typer.Option(
+        help="Smooth scores over sequences: none, manifest (SEQUENCE_FILE) or exif. "
+             "[SEQUENCE_SOURCE: none]", show_default=False)] = None,
+    sequence_file: Annotated[Path | None, typer.Option(
+        help="CSV with path and sequence columns (a dataset manifest.csv). [SEQUENCE_FILE]",
+        show_default=False)] = None,
+    sequence_gap: Annotated[float | None, typer.Option(
+        help="Max seconds between frames of one EXIF sequence. [SEQUENCE_GAP: 30]",
+        show_default=False)] = None,
+    tiger_threshold: Annotated[float | None, typer.Option(
+        help="Tiger score that flags an image. [TIGER_THRESHOLD: the bundle's]",
+        show_default=False)] = None,
+    config: Annotated[Path | None, typer.Option(
+        help="YAML file of settings (KEY: value).", show_default=False)] = None,
+    env_file: Annotated[Path | None, typer.Option(
+        help="Env file of settings (KEY=value), e.g. services/classify/classify.env.",
+        show_default=False)] = None,
+) -> None:
+    """Classify the animal detections of a MegaDetector file with a classifier bundle.
+
+    Writes md_classified.json (format 1.6, opens in Timelapse and AddaxAI), predictions.csv
+    and images.csv next to the MD file. Re-running with the same inputs does nothing. Prints a
+    JSON summary.
+    """
+    from tigertrap.classify.batch import classify_md
+    from tigertrap.classify.config import ClassifySettings
+    from tigertrap.classify.sequences import SequenceFileError
+    from tigertrap.core.bundle import BundleError
+    from tigertrap.core.md_results import MDResultsError
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    bar = _ProgressBar("classify")
+    try:
+        settings = load_settings(
+            ClassifySettings, yaml_file=config, env_file=env_file, md_file=md_file,
+            model=model, output_dir=output_dir, lower_conf=lower_conf, top_k=top_k,
+            batch_size=batch_size, backend=backend, threads=threads,
+            decode_workers=decode_workers, long_table=long_table,
+            sequence_source=sequence_source, sequence_file=sequence_file,
+            sequence_gap=sequence_gap, tiger_threshold=tiger_threshold)
+        result = classify_md(settings, progress=bar)
+    except (ConfigError, BundleError, MDResultsError, SequenceFileError,
+            FileNotFoundError) as error:
+        raise _fail(str(error)) from None
+    finally:
+        bar.close()
+    echo_json(result.as_dict())
+
+
+# -- tigertrap serve: owned by the HTTP API; this placeholder stands until it is written. ------
+
+def serve() -> None:
+    """Start the HTTP API (not installed in this build)."""
+    raise _fail("the HTTP API is not available yet")
