@@ -4,7 +4,7 @@ It speaks what ``huggingface_hub`` sends for ``create_repo`` and ``upload_folder
 the installed client's ``hf_api.py`` and ``_commit_api.py``):
 
 - ``POST /api/repos/create`` ``{"name", "organization", "type", "visibility"}`` -> ``{"url"}``,
-  409 when the repo exists (``exist_ok=True`` accepts that);
+  409 with the ``url`` when the repo exists (``exist_ok=True`` accepts that);
 - ``POST /api/validate-yaml`` ``{"content", "repoType"}`` -> ``{"errors": [], "warnings": []}``
   (the client validates a README.md's metadata before uploading it);
 - ``POST /api/models/{org}/{name}/preupload/{revision}`` ``{"files": [{"path", "sample",
@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["FakeHub", "Commit"]
+__all__ = ["Commit", "FakeHub"]
 
 REPO_PATH = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/(?P<action>preupload|commit)/"
                        r"(?P<revision>[^/?]+)")
@@ -129,7 +129,9 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
         def _create(self, payload: dict[str, Any]) -> None:
             repo_id = f"{payload['organization']}/{payload['name']}"
             if repo_id in hub.repos:
-                return self._reply(409, {"error": "You already created this model repo"})
+                # The Hub names the existing repo's url; create_repo(exist_ok=True) returns it.
+                return self._reply(409, {"error": "You already created this model repo",
+                                         "url": f"{hub.url}/{repo_id}"})
             hub.repos[repo_id] = payload
             self._reply(200, {"url": f"{hub.url}/{repo_id}", "name": repo_id})
 

@@ -19,10 +19,11 @@ SUMS_FILE = "SHA256SUMS"
 
 
 def folder_files(folder: str | os.PathLike[str]) -> list[str]:
-    """Every file under ``folder`` as a sorted relative POSIX path, ``SHA256SUMS`` aside."""
+    """Every file under ``folder`` as a sorted relative POSIX path, but its own ``SHA256SUMS``."""
     root = Path(folder)
+    own = root / SUMS_FILE
     return sorted(path.relative_to(root).as_posix() for path in root.rglob("*")
-                  if path.is_file() and path.name != SUMS_FILE)
+                  if path.is_file() and path != own)
 
 
 def write_sums(folder: str | os.PathLike[str]) -> dict[str, str]:
