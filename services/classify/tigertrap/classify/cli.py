@@ -7,6 +7,7 @@ Keras) happen inside the command so that ``tigertrap --help`` stays fast.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,7 +34,7 @@ class _ProgressBar:
 
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
-            self.bar = typer.progressbar(length=total, label=self.label, file=None)
+            self.bar = typer.progressbar(length=total, label=self.label, file=sys.stderr)
             self.bar.__enter__()
         self.bar.update(done - self.done)
         self.done = done
@@ -118,8 +119,42 @@ def classify(
     echo_json(result.as_dict())
 
 
-# -- tigertrap serve: owned by the HTTP API; this placeholder stands until it is written. ------
+# -- tigertrap serve: the HTTP API ---------------------------------------------------------
 
-def serve() -> None:
-    """Start the HTTP API (not installed in this build)."""
-    raise _fail("the HTTP API is not available yet")
+#: The app factory uvicorn imports in each worker process (settings come from the environment).
+APP_FACTORY = "tigertrap.classify.api.app:create_app"
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(
+        help="Server processes; each loads its own copy of the model.")] = 1,
+    env_file: Annotated[Path | None, typer.Option(
+        help="Env file of settings (KEY=value), e.g. services/classify/api.env; exported "
+             "before start.", show_default=False)] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the HTTP API (jobs, /v1/classify, /v1/models, /health, /metrics, the web page).
+
+    Settings come from the environment (TIGERTRAP_DATA, REDIS_URL, TIGERTRAP_API_KEY, MODEL,
+    limits...; see services/classify/README.md). OpenAPI docs are at /docs.
+    """
+    import os
+
+    import uvicorn
+    from dotenv import dotenv_values
+
+    from tigertrap.classify.api.config import ApiSettings
+
+    if env_file is not None:
+        if not env_file.is_file():
+            raise _fail(f"env file {env_file} not found")
+        values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+        os.environ.update({k: v for k, v in values.items() if k not in os.environ})
+    try:
+        load_settings(ApiSettings)  # a wrong value stops here, naming the key
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+    uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers,
+                log_level=log_level)
