@@ -1,0 +1,81 @@
+"""Settings of the HTTP API (one object, read once at start-up; see ``services/classify/api.env``).
+
+Keys are MEWC-style and case-insensitive, shared with the batch mode where the concept is the
+same (``MODEL``, ``BACKEND``, ``BATCH_SIZE``, ``MAX_WAIT_MS``, ``MAX_QUEUE``, ``THREADS``,
+``LOWER_CONF``, ``TOP_K``, ``TIGER_CLASS``, ``TIGER_THRESHOLD``), so one ``classify.env`` can
+configure both. ``MODEL`` is a bundle name under ``<data>/models/classifiers/``, or a folder
+(relative to the data root, or absolute).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from tigertrap.core.config import StageSettings
+from tigertrap.core.paths import DataRoot
+
+__all__ = ["CLASSIFIERS_DIR", "DETECTION_MODES", "ApiSettings"]
+
+#: Where bundles named by ``MODEL`` live, relative to the data root.
+CLASSIFIERS_DIR = "models/classifiers"
+DETECTION_MODES = ("queue", "inprocess")
+MIB = 1024 * 1024
+
+
+class ApiSettings(StageSettings):
+    """Everything the API process needs: data, queue, key, model, limits and detection."""
+
+    # where things are
+    tigertrap_data: Path = Field(default=Path("data"), description="the data root")
+    redis_url: str | None = Field(default=None, description="job queue; default local Redis")
+    tigertrap_api_key: str | None = Field(
+        default=None, description="when set, /v1/* needs it (X-API-Key or Bearer)")
+
+    # the classifier
+    model: str | None = Field(default=None, description="bundle name or folder; none: no "
+                                                        "classification endpoint")
+    backend: Literal["auto", "onnx", "keras"] = "auto"
+    batch_size: int = Field(default=32, ge=1, description="largest inference batch")
+    max_wait_ms: float = Field(default=5.0, ge=0, description="dynamic batching wait")
+    max_queue: int = Field(default=1024, ge=1, description="crops waiting at most")
+    threads: int | None = Field(default=None, ge=1, description="inference threads")
+    top_k: int = Field(default=5, ge=1, description="species returned per detection")
+    lower_conf: float = Field(default=0.05, ge=0.0, le=1.0,
+                              description="classify animal detections at or above this conf")
+    tiger_class: str = Field(default="tiger", description="class name that sets the tiger flag")
+    tiger_threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="tiger score that flags a detection; default: the bundle's, else top class")
+
+    # request limits
+    max_upload_bytes: int = Field(default=20 * MIB, ge=1, description="largest image file")
+    max_images: int = Field(default=32, ge=1, description="images per request")
+    retry_after_s: int = Field(default=2, ge=1, description="Retry-After on overload")
+
+    # full frames: where MegaDetector runs
+    detection_mode: Literal["queue", "inprocess"] = Field(
+        default="queue", description="queue: the detect worker; inprocess: this process")
+    md_model: str = Field(default="MDV5A", description="detector name or data-root .pt path")
+    detection_threshold: float = Field(default=0.1, ge=0.0, le=1.0,
+                                       description="detections returned at or above this conf")
+    detect_timeout_s: float = Field(default=300.0, gt=0, description="wait for a detect job")
+    detect_poll_s: float = Field(default=0.2, gt=0, description="job status poll interval")
+    health_timeout_s: float = Field(default=1.0, gt=0, description="worker ping timeout")
+
+    def data_root(self) -> DataRoot:
+        """The data root all request paths are relative to."""
+        return DataRoot(self.tigertrap_data)
+
+    def bundle_dir(self) -> Path | None:
+        """The classifier bundle folder ``MODEL`` names, or None when no model is configured."""
+        if not self.model:
+            return None
+        given = Path(self.model)
+        if given.is_absolute():
+            return given
+        if len(given.parts) == 1:
+            given = Path(CLASSIFIERS_DIR) / given
+        return self.data_root().resolve(given)

@@ -1,0 +1,180 @@
+"""MegaDetector for full frames: on the detect worker through the job queue, or in-process.
+
+``queue`` (the default) keeps PyTorch and the detector out of the API process: the uploads are
+saved under ``<data>/jobs/<id>/uploads``, a detect job is submitted with
+:func:`tigertrap.core.jobs.submit_job`, and its ``md.json`` is read back when the job ends.
+``inprocess`` imports ``megadetector`` (lazily, at start-up) and runs it here; for a single
+machine without a detect worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from PIL import Image
+from starlette.concurrency import run_in_threadpool
+
+from tigertrap.classify.api.config import ApiSettings
+from tigertrap.classify.api.uploads import Upload, safe_name
+from tigertrap.core.jobs import FINISHED, StageRequest, cancel_job, job_status, submit_job
+from tigertrap.core.md_results import Detection, read_md_results
+from tigertrap.core.paths import atomic_write_bytes
+
+__all__ = [
+    "DetectionFailed",
+    "Detector",
+    "InProcessDetector",
+    "QueueDetector",
+    "make_detector",
+]
+
+JOBS_DIR = "jobs"
+UPLOADS_DIR = "uploads"
+MD_FILE = "md.json"
+WEIGHTS_SUFFIXES = (".pt", ".pb", ".onnx", ".torchscript")
+
+
+class DetectionFailed(Exception):
+    """Detection could not run; ``status_code`` is 502 (failed), 503 (queue down) or 504."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+class Detector(Protocol):
+    """Finds animals, people and vehicles in full frames."""
+
+    async def detect(self, uploads: Sequence[Upload]) -> list[list[Detection]]:
+        """Detections at or above the threshold for each upload, in order, best first."""
+        ...
+
+
+class QueueDetector:
+    """Runs detection as a job on the ``detect`` queue and waits for its ``md.json``."""
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self.settings = settings
+        self.root = settings.data_root()
+
+    def _save(self, uploads: Sequence[Upload]) -> tuple[str, list[str]]:
+        folder = f"{JOBS_DIR}/{uuid.uuid4().hex}"
+        names = [safe_name(upload.name, i) for i, upload in enumerate(uploads)]
+        for name, upload in zip(names, uploads, strict=True):
+            atomic_write_bytes(self.root.resolve(f"{folder}/{UPLOADS_DIR}/{name}"), upload.data)
+        return folder, names
+
+    def _submit(self, folder: str) -> str:
+        step = StageRequest(stage="detect", params={
+            "INPUT_DIR": f"{folder}/{UPLOADS_DIR}",
+            "MD_FILE": f"../{MD_FILE}",  # relative to INPUT_DIR: <folder>/md.json
+            "MD_MODEL": self.settings.md_model,
+            "THRESHOLD": self.settings.detection_threshold,
+            "RECURSIVE": False,
+        })
+        try:
+            return submit_job([step], url=self.settings.redis_url)
+        except Exception as error:  # redis or kombu connection errors
+            raise DetectionFailed(503, f"the job queue is unreachable: {error}") from error
+
+    async def _wait(self, job_id: str) -> None:
+        url = self.settings.redis_url
+        deadline = time.monotonic() + self.settings.detect_timeout_s
+        while True:
+            status = await run_in_threadpool(job_status, job_id, url=url)
+            if status.status == "succeeded":
+                return
+            if status.status in FINISHED:
+                raise DetectionFailed(502, f"detection job {job_id} {status.status}: "
+                                           f"{status.error or 'no error recorded'}")
+            if time.monotonic() > deadline:
+                await run_in_threadpool(cancel_job, job_id, url=url)
+                raise DetectionFailed(504, f"detection job {job_id} did not finish within "
+                                           f"{self.settings.detect_timeout_s:g} s (is a detect "
+                                           "worker running?)")
+            await asyncio.sleep(self.settings.detect_poll_s)
+
+    async def detect(self, uploads: Sequence[Upload]) -> list[list[Detection]]:
+        folder, names = await run_in_threadpool(self._save, uploads)
+        job_id = await run_in_threadpool(self._submit, folder)
+        await self._wait(job_id)
+        results = read_md_results(self.root.resolve(f"{folder}/{MD_FILE}")).by_file()
+        detections = []
+        for name, upload in zip(names, uploads, strict=True):
+            entry = results.get(f"{UPLOADS_DIR}/{name}")
+            if entry is None or entry.failure:
+                reason = entry.failure if entry else "missing from the detector's output"
+                raise DetectionFailed(502, f"file {upload.name!r}: detection failed: {reason}")
+            detections.append(list(entry.detections or []))
+        return detections
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Any:
+    # megadetector prints progress to stdout.
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def _restore_pillow_open() -> None:
+    # ultralytics (imported by yolov5) wraps PIL.Image.open so that unidentified images trigger
+    # a package install; put Pillow's own function back.
+    patches = sys.modules.get("ultralytics.utils.patches")
+    original = getattr(patches, "_image_open", None)
+    if original is not None and Image.open is getattr(patches, "image_open", None):
+        Image.open = original
+
+
+class InProcessDetector:
+    """MegaDetector loaded in this process (``DETECTION_MODE=inprocess``)."""
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self.settings = settings
+        self._model: Any = None
+        self._lock = threading.Lock()  # one forward pass at a time; the model is not reentrant
+
+    def load(self) -> None:
+        """Import megadetector and load ``MD_MODEL`` (a known name or a data-root weights file)."""
+        os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+        os.environ.setdefault("YOLO_OFFLINE", "true")
+        from megadetector.detection.run_detector import load_detector
+
+        model = self.settings.md_model
+        if model.lower().endswith(WEIGHTS_SUFFIXES):
+            model = str(self.settings.data_root().resolve(model, must_exist=True))
+        with _stdout_to_stderr():
+            self._model = load_detector(model, detector_options={"force_cpu": True})
+        _restore_pillow_open()
+
+    def _detect_one(self, image: Image.Image) -> list[Detection]:
+        threshold = self.settings.detection_threshold
+        with self._lock, _stdout_to_stderr():
+            output = self._model.generate_detections_one_image(
+                image, "upload", detection_threshold=threshold)
+        if output.get("failure"):
+            raise DetectionFailed(502, f"detection failed: {output['failure']}")
+        detections = [Detection(category=str(d["category"]), conf=float(d["conf"]),
+                                bbox=tuple(float(v) for v in d["bbox"]))
+                      for d in output.get("detections") or [] if float(d["conf"]) >= threshold]
+        return sorted(detections, key=lambda d: d.conf, reverse=True)
+
+    async def detect(self, uploads: Sequence[Upload]) -> list[list[Detection]]:
+        if self._model is None:
+            await run_in_threadpool(self.load)
+        return [await run_in_threadpool(self._detect_one, upload.image) for upload in uploads]
+
+
+def make_detector(settings: ApiSettings) -> QueueDetector | InProcessDetector:
+    """The detector ``DETECTION_MODE`` asks for (an in-process one is loaded by the caller)."""
+    if settings.detection_mode == "inprocess":
+        return InProcessDetector(settings)
+    return QueueDetector(settings)

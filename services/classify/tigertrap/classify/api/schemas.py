@@ -1,0 +1,148 @@
+"""Request and response shapes of the HTTP API; they are also its OpenAPI documentation."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from tigertrap.core.jobs import JobStatus, StageRequest
+
+__all__ = [
+    "ClassifiedImage",
+    "ClassifyResponse",
+    "DetectionResult",
+    "ErrorResponse",
+    "HealthResponse",
+    "JobRequest",
+    "JobResponse",
+    "ModelInfo",
+    "ModelsResponse",
+    "SpeciesScore",
+]
+
+ClassifyMode = Literal["crops", "full"]
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx body: a sentence saying what to change."""
+
+    detail: str
+    errors: list[dict[str, Any]] = Field(default_factory=list,
+                                         description="field-level errors, when validation failed")
+
+
+class HealthResponse(BaseModel):
+    """``GET /health``."""
+
+    status: Literal["ok", "degraded"]
+    redis: bool = Field(description="the job queue's Redis answered a ping")
+    workers: dict[str, list[str]] = Field(
+        description="queue name -> worker host names consuming it (empty list: none seen)")
+    model: str | None = Field(description="the loaded classifier bundle's name")
+
+
+class JobRequest(BaseModel):
+    """``POST /v1/jobs``: a pipeline (``stages``) or one stage (``stage`` + ``params``).
+
+    Every parameter that names a file or folder is relative to the data root.
+    """
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"stages": [{"stage": "detect", "params": {"INPUT_DIR": "datasets/demo/images"}},
+                    {"stage": "snip", "params": {"MD_FILE": "datasets/demo/images/md.json"}}]},
+        {"stage": "snip", "params": {"MD_FILE": "datasets/demo/images/md.json"}},
+    ]}}
+
+    stages: list[StageRequest] | None = Field(default=None, min_length=1)
+    stage: str | None = Field(default=None, description="shortcut for a one-stage job")
+    params: dict[str, Any] | None = Field(default=None, description="with ``stage``")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> JobRequest:
+        if self.stages is not None and self.stage is not None:
+            raise ValueError("give either 'stages' (a list) or 'stage' with 'params', not both")
+        if self.stages is None and self.stage is None:
+            raise ValueError("field 'stages' is required: a list of {\"stage\", \"params\"} "
+                             "(or give 'stage' and 'params' for a one-stage job)")
+        if self.stage is None and self.params is not None:
+            raise ValueError("'params' goes with 'stage'; inside 'stages' each step has its own")
+        return self
+
+    def steps(self) -> list[StageRequest]:
+        """The job's stages in order."""
+        if self.stages is not None:
+            return list(self.stages)
+        return [StageRequest(stage=self.stage or "", params=self.params or {})]
+
+
+class JobResponse(JobStatus):
+    """A job's record: status, current stage, progress and result paths per stage."""
+
+    progress: float | None = Field(default=None,
+                                   description="processed / total of the current stage")
+
+    @classmethod
+    def of(cls, status: JobStatus) -> JobResponse:
+        """The response for a core job record."""
+        progress = status.processed / status.total if status.total else None
+        return cls(**status.model_dump(), progress=progress)
+
+
+class SpeciesScore(BaseModel):
+    """One class and its score."""
+
+    name: str
+    score: float
+
+
+class DetectionResult(BaseModel):
+    """One detection (in ``crops`` mode: the whole upload) and what it was classified as."""
+
+    category: str = Field(description="MegaDetector category id: 1 animal, 2 person, 3 vehicle")
+    label: str = Field(description="the category's name")
+    conf: float | None = Field(description="detection confidence (None in crops mode)")
+    bbox: list[float] = Field(description="[x_min, y_min, width, height], 0-1, top-left origin")
+    species: list[SpeciesScore] = Field(default_factory=list,
+                                        description="top-k classes, best first (animals only)")
+    tiger: bool = False
+
+
+class ClassifiedImage(BaseModel):
+    """The result for one uploaded image."""
+
+    file: str = Field(description="the upload's file name")
+    width: int
+    height: int
+    detections: list[DetectionResult]
+    top_species: str | None = Field(description="best class over the image's detections")
+    tiger: bool = Field(description="a tiger among the detections")
+
+
+class ClassifyResponse(BaseModel):
+    """``POST /v1/classify``."""
+
+    model: str
+    mode: ClassifyMode
+    images: list[ClassifiedImage]
+
+
+class ModelInfo(BaseModel):
+    """The loaded classifier."""
+
+    name: str
+    version: str
+    backend: str | None
+    input_size: int
+    crop_method: str
+    snip_size: int
+    classes: list[str] = Field(description="in the model's output order")
+    tiger_class: str
+    tiger_threshold: float | None
+    metrics: dict[str, Any]
+
+
+class ModelsResponse(BaseModel):
+    """``GET /v1/models``: the loaded model (the list is empty when none is configured)."""
+
+    models: list[ModelInfo]
