@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -85,7 +87,8 @@ def detect(
             settings.image_list = None
         elif source_key == "image_list":
             settings.input_dir = None
-        with ProgressBar("detect") as bar:
+        # megadetector prints as it goes; stdout is kept for the summary alone.
+        with contextlib.redirect_stdout(sys.stderr), ProgressBar("detect") as bar:
             summary = run_detect(settings, progress=bar)
     except (ConfigError, *USER_ERRORS) as error:
         raise _fail(str(error)) from None
