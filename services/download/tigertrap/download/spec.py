@@ -64,10 +64,6 @@ class Rule:
     quota: int | None = None
     holdout: str | None = None
 
-    def words(self) -> list[str]:
-        """Words that any matching row must contain (used to skip rows without parsing)."""
-        return [max(value.split(), key=len) for values in self.conditions.values()
-                for value in values]
 
 
 @dataclass(frozen=True)
