@@ -59,6 +59,24 @@ def evaluated_bundle(bundle: Path) -> Path:
     return add_evaluation(bundle)
 
 
+@pytest.fixture(scope="session")
+def evaluated_bundle_source(tiny_bundle_source: Path,
+                            tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Like ``evaluated_bundle``, built once per session (read-only)."""
+    target = tmp_path_factory.mktemp("evaluated") / "tiny-tiger"
+    return add_evaluation(Path(shutil.copytree(tiny_bundle_source, target)))
+
+
+@pytest.fixture(scope="module")
+def module_hub() -> Iterator[FakeHub]:
+    """A Hub stand-in shared by one test module."""
+    hub = FakeHub().start()
+    try:
+        yield hub
+    finally:
+        hub.stop()
+
+
 @pytest.fixture
 def fake_hub() -> Iterator[FakeHub]:
     """The local Hub stand-in on a free loopback port."""
