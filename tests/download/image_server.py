@@ -18,6 +18,7 @@ condition (no polling) until enough requests have arrived.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -91,6 +92,7 @@ class ImageServer:
         self.abandon = False
         self.requests: Counter[str] = Counter()
         self.served: Counter[str] = Counter()
+        self.arrivals: list[float] = []
         self._changed = threading.Condition()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
@@ -103,6 +105,7 @@ class ImageServer:
     def count_request(self, path: str) -> int:
         with self._changed:
             self.requests[path] += 1
+            self.arrivals.append(time.monotonic())
             self._changed.notify_all()
             return self.requests[path]
 

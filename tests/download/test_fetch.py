@@ -146,3 +146,15 @@ def test_unrecorded_image_already_on_disk_is_used_as_it_is(
     [result] = fetch_images([_job(tmp_path, image_server.url("img", image_name))], FAST)
     assert result.status == "existing"
     assert sum(image_server.requests.values()) == 0
+
+
+def test_rate_limit_spaces_request_starts(
+        tmp_path: Path, image_server: ImageServer, served_images: Path) -> None:
+    rate = 10.0
+    names = sorted(path.name for path in served_images.iterdir())[:5]
+    jobs = [FetchJob(tmp_path / name, [image_server.url("img", name)]) for name in names]
+    fetch_images(jobs, FetchOptions(concurrency=5, rate_limit=rate))
+    span = image_server.arrivals[-1] - image_server.arrivals[0]
+    # Five starts at least 1/rate apart span 0.4 s; unlimited, they arrive within milliseconds.
+    assert len(image_server.arrivals) == 5
+    assert span >= 0.75 * (len(names) - 1) / rate

@@ -258,8 +258,14 @@ def fetch_rows(rows: list[ManifestRow], folder: Path, settings: DownloadSettings
                checkpoint: Callable[[], None] | None = None) -> None:
     """Bring every row's image to ``folder/row.path``, updating the rows' status in place."""
     local_root = Path(settings.local_root) if settings.local_root else None
-    pending = [row for row in rows
-               if not (local_root and _use_local(row, folder, local_root))]
+
+    def on_disk(row: ManifestRow) -> bool:
+        target = folder / row.path
+        return row.complete and row.bytes.isdigit() and target.is_file() \
+            and target.stat().st_size == int(row.bytes)
+
+    pending = [row for row in rows if not (local_root and not on_disk(row)
+                                           and _use_local(row, folder, local_root))]
     jobs = [FetchJob(target=folder / row.path,
                      urls=[getattr(row, column) for column in settings.mirror_columns
                            if getattr(row, column)],
