@@ -140,3 +140,26 @@ def test_altered_bundle_is_refused(bundle_dir: Path, tmp_path: Path) -> None:
     (copy / "class_map.yaml").write_text("0: tiger\n1: sambar\n2: leopard_cat\n")
     with pytest.raises(BundleError, match="class_map.yaml"):
         InferenceEngine(copy)
+
+
+def test_openvino_backend_agrees_with_onnx_runtime(bundle_dir: Path,
+                                                   engine: InferenceEngine) -> None:
+    _, crops = _one_crop_per_class()
+    openvino_engine = InferenceEngine(bundle_dir, backend="openvino")
+    openvino_engine.load()
+    np.testing.assert_allclose(openvino_engine.predict(crops), engine.predict(crops), atol=1e-4)
+
+
+def test_bfloat16_openvino_keeps_every_top_class(bundle_dir: Path,
+                                                 engine: InferenceEngine) -> None:
+    names, crops = _one_crop_per_class()
+    bf16 = InferenceEngine(bundle_dir, backend="openvino", precision="bf16")
+    bf16.load()
+    probabilities = bf16.predict(crops)
+    assert [CLASSES[i] for i in probabilities.argmax(axis=1)] == names
+    np.testing.assert_allclose(probabilities, engine.predict(crops), atol=3e-2)
+
+
+def test_bfloat16_is_refused_outside_openvino(bundle_dir: Path) -> None:
+    with pytest.raises(ValueError, match="bf16"):
+        InferenceEngine(bundle_dir, backend="onnx", precision="bf16")

@@ -448,7 +448,8 @@ def classify_md(settings: ClassifySettings, *, progress: ProgressFn | None = Non
     result = _paths(settings, md_file)
     engine = engine or InferenceEngine(bundle_dir, backend=settings.backend,
                                        max_batch_size=settings.batch_size,
-                                       threads=settings.threads)
+                                       threads=settings.threads,
+                                       precision=settings.precision)
     fingerprint = _fingerprint(md_file, engine.manifest, settings)
     results = read_md_results(md_file)
     result.images = len(results.images)

@@ -62,7 +62,10 @@ def classify(
     batch_size: Annotated[int | None, typer.Option(
         help="Crops per inference batch. [BATCH_SIZE: 32]", show_default=False)] = None,
     backend: Annotated[str | None, typer.Option(
-        help="onnx, keras or auto. [BACKEND: auto]", show_default=False)] = None,
+        help="onnx, openvino, keras or auto. [BACKEND: auto]", show_default=False)] = None,
+    precision: Annotated[str | None, typer.Option(
+        help="f32, or bf16 with the openvino backend. [PRECISION: f32]", show_default=False)
+    ] = None,
     threads: Annotated[int | None, typer.Option(
         help="Inference threads. [THREADS: all cores]", show_default=False)] = None,
     decode_workers: Annotated[int | None, typer.Option(
@@ -106,7 +109,7 @@ def classify(
         settings = load_settings(
             ClassifySettings, yaml_file=config, env_file=env_file, md_file=md_file,
             model=model, output_dir=output_dir, lower_conf=lower_conf, top_k=top_k,
-            batch_size=batch_size, backend=backend, threads=threads,
+            batch_size=batch_size, backend=backend, precision=precision, threads=threads,
             decode_workers=decode_workers, long_table=long_table,
             sequence_source=sequence_source, sequence_file=sequence_file,
             sequence_gap=sequence_gap, tiger_threshold=tiger_threshold)

@@ -2,7 +2,7 @@
 
 ``MD_FILE`` and ``MODEL`` name the inputs; the output files go next to ``MD_FILE`` unless
 ``OUTPUT_DIR`` says otherwise. The engine keys (``BACKEND``, ``BATCH_SIZE``, ``MAX_WAIT_MS``,
-``MAX_QUEUE``, ``THREADS``) are shared by batch mode and the HTTP server.
+``MAX_QUEUE``, ``THREADS``, ``PRECISION``) are shared by batch mode and the HTTP server.
 """
 
 from __future__ import annotations
@@ -49,7 +49,10 @@ class ClassifySettings(StageSettings):
                                 description="max seconds between frames of one EXIF sequence")
 
     # the inference engine
-    backend: Literal["auto", "onnx", "keras"] = "auto"
+    backend: Literal["auto", "onnx", "openvino", "keras"] = Field(
+        default="auto", description="auto: onnx, else keras; openvino needs the openvino extra")
+    precision: Literal["f32", "bf16"] = Field(default="f32",
+                                              description="bf16 only with backend openvino")
     batch_size: int = Field(default=32, ge=1, description="largest inference batch")
     max_wait_ms: float = Field(default=5.0, ge=0, description="dynamic batching wait")
     max_queue: int = Field(default=1024, ge=1, description="crops waiting at most")
