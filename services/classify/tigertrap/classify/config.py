@@ -50,7 +50,7 @@ class ClassifySettings(StageSettings):
 
     # the inference engine
     backend: Literal["auto", "onnx", "openvino", "keras"] = Field(
-        default="auto", description="auto: onnx, else keras; openvino needs the openvino extra")
+        default="auto", description="auto: onnx, else keras")
     precision: Literal["f32", "bf16"] = Field(default="f32",
                                               description="bf16 only with backend openvino")
     batch_size: int = Field(default=32, ge=1, description="largest inference batch")

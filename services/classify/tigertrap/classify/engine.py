@@ -11,7 +11,7 @@ Two ways in, sharing one model:
 
 The bundle's ``model.onnx`` runs on ONNX Runtime; the bundle's ``model.keras`` is the fallback
 when ONNX Runtime or the ONNX file is unavailable. ``backend="openvino"`` runs the same
-``model.onnx`` on OpenVINO (the optional ``openvino`` extra), whose CPU kernels were about 1.7x
+``model.onnx`` on OpenVINO, whose CPU kernels were about 1.7x
 faster than ONNX Runtime's on this project's 2-core AVX-512 server, and about 3x with
 ``precision="bf16"`` on CPUs with bfloat16 instructions (scores then agree to about 1e-2). All
 take raw RGB 0-255 at the manifest's input size and output probabilities in class-map order.
