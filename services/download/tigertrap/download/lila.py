@@ -22,12 +22,19 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from tigertrap.core.images import ImageLoadError
-from tigertrap.core.paths import atomic_write_json
+from tigertrap.core.paths import TEMP_SUFFIX, atomic_write_json
 from tigertrap.core.queue import ProgressFn
 from tigertrap.download.config import DownloadSettings
-from tigertrap.download.fetch import FetchJob, FetchOptions, FetchResult, fetch_images
+from tigertrap.download.fetch import (
+    FetchJob,
+    FetchOptions,
+    FetchResult,
+    fetch_images,
+    verify_image_bytes,
+)
 from tigertrap.download.manifest import (
     COMPLETE,
+    EXISTING,
     FAILED,
     LOCAL,
     MANIFEST_FILE,
@@ -223,8 +230,6 @@ def _local_file(row: ManifestRow, local_root: Path) -> Path | None:
 
 def _use_local(row: ManifestRow, folder: Path, local_root: Path) -> bool:
     """Link (or copy) the row's image from ``local_root``; True when it was there and valid."""
-    from tigertrap.download.fetch import verify_image_bytes
-
     source = _local_file(row, local_root)
     if source is None:
         return False
@@ -235,7 +240,7 @@ def _use_local(row: ManifestRow, folder: Path, local_root: Path) -> bool:
         return False
     target = folder / row.path
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.partial")
+    temporary = target.with_name(f".{target.name}{TEMP_SUFFIX}")
     temporary.unlink(missing_ok=True)
     try:
         os.link(source, temporary)
@@ -248,6 +253,8 @@ def _use_local(row: ManifestRow, folder: Path, local_root: Path) -> bool:
 
 
 def _apply(row: ManifestRow, result: FetchResult) -> None:
+    if result.status == EXISTING and row.complete:
+        return  # keep how it first arrived (ok, local)
     row.status, row.error = result.status, result.error
     row.bytes = "" if result.bytes is None else str(result.bytes)
     row.sha256 = result.sha256 or ""
