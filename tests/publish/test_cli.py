@@ -52,3 +52,25 @@ def test_an_unknown_layout_is_a_clear_error(bundle: Path, tmp_path: Path) -> Non
                                       "--layout", "v5"])
     assert result.exit_code == 2
     assert "v6, v7" in result.output
+
+
+def test_env_file_settings_reach_the_addaxai_folders(bundle: Path, tmp_path: Path) -> None:
+    env_file = tmp_path / "publish.env"
+    env_file.write_text("CLS_DETEC_THRESH=0.35\nDEVELOPER=Tiger Trust\nREGION=global\n",
+                        encoding="utf-8")
+    result = CliRunner().invoke(app, ["addaxai", str(bundle), "--out", str(tmp_path / "out"),
+                                      "--env-file", str(env_file)])
+    assert result.exit_code == 0, result.output
+    variables = json.loads((tmp_path / "out/v6/variables.json").read_text(encoding="utf-8"))
+    manifest = json.loads((tmp_path / "out/v7/manifest.json").read_text(encoding="utf-8"))
+    assert (variables["var_cls_detec_thresh"], variables["developer"]) == ("0.35", "Tiger Trust")
+    assert (manifest["region"], manifest["hf_repo"]) == ("global", None)
+
+
+def test_a_wrong_setting_names_its_key(bundle: Path, tmp_path: Path) -> None:
+    env_file = tmp_path / "publish.env"
+    env_file.write_text("CLS_CLASS_THRESH=high\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["addaxai", str(bundle), "--out", str(tmp_path / "out"),
+                                      "--env-file", str(env_file)])
+    assert result.exit_code == 2
+    assert "CLS_CLASS_THRESH" in result.output

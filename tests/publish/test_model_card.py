@@ -90,7 +90,7 @@ def test_card_describes_training_splits_use_licence_and_how_to_run(dry_run: Path
     for heading in ("## Intended use and limits", "## Licence", "### With tigertrap",
                     "### With AddaxAI"):
         assert heading in body
-    assert "huggingface-cli download tiger-trust/terai-tigers" in body
+    assert "hf download tiger-trust/terai-tigers" in body
     assert "~/AddaxAI/models/cls/TERAI-TIGER-v1/" in body
     assert "https://creativecommons.org/licenses/by/4.0/" in body
 
