@@ -30,6 +30,8 @@ DETECTOR_WEIGHTS = "models/detectors/tiny-md.pt"
 #: Redis database of this package, so other packages' flushes do not touch its queues.
 REDIS_DB = 7
 START_TIMEOUT_S = 120
+BUILD_TIMEOUT_S = 600
+REPO = Path(__file__).resolve().parents[2]
 POLL_S = 0.1
 #: Limits of the test servers (small, so that the limit tests stay small).
 MAX_UPLOAD_BYTES = 2_000_000
@@ -104,15 +106,25 @@ class ApiServer:
         return httpx.Client(base_url=self.url, timeout=120, **kwargs)  # type: ignore[arg-type]
 
 
+def _build_in_subprocess(code: str) -> None:
+    # Importing PyTorch after TensorFlow has trained in the same process crashes it
+    # (segmentation fault), so each model is made in a process of its own.
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                            text=True, check=False, timeout=BUILD_TIMEOUT_S)
+    if result.returncode != 0:
+        pytest.fail(f"building a test model failed:\n{code}\n{result.stderr[-3000:]}")
+
+
 @pytest.fixture(scope="package")
 def api_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The data root the servers and the worker share, with the bundle and detector in it."""
-    from tests.detect.tiny_detector import build_tiny_md_checkpoint
-    from tests.train.bundle_factory import build_tiny_bundle
-
     root = tmp_path_factory.mktemp("api") / "data"
-    build_tiny_bundle(root / "models" / "classifiers" / BUNDLE_NAME, CLASSES)
-    build_tiny_md_checkpoint(root / DETECTOR_WEIGHTS)
+    _build_in_subprocess(
+        "from tests.train.bundle_factory import build_tiny_bundle; "
+        f"build_tiny_bundle({str(root / 'models' / 'classifiers' / BUNDLE_NAME)!r}, {CLASSES!r})")
+    _build_in_subprocess(
+        "from tests.detect.tiny_detector import build_tiny_md_checkpoint; from pathlib import "
+        f"Path; build_tiny_md_checkpoint(Path({str(root / DETECTOR_WEIGHTS)!r}))")
     return root
 
 

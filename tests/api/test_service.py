@@ -1,0 +1,71 @@
+"""Health, models, metrics, OpenAPI and the static page, on a real server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.api.conftest import BUNDLE_NAME, CLASSES, ApiServer, Process, class_png
+
+
+def test_health_reports_redis_and_the_workers_of_each_queue(api: ApiServer,
+                                                           detect_worker: Process):
+    with api.client() as client:
+        response = client.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok" and body["redis"] is True
+    assert body["model"] == BUNDLE_NAME
+    assert len(body["workers"]["detect"]) == 1 and body["workers"]["train"] == []
+
+
+def test_health_without_redis_says_degraded(start_server, api_data: Path):
+    from tigertrap.core.redis_server import free_port
+
+    lonely = start_server(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", MODEL="")
+    with lonely.client() as client:
+        body = client.get("/health").json()
+    assert (body["status"], body["redis"], body["model"]) == ("degraded", False, None)
+
+
+def test_models_lists_the_loaded_bundle_with_classes_in_output_order(api: ApiServer):
+    with api.client() as client:
+        models = client.get("/v1/models").json()["models"]
+    assert len(models) == 1
+    model = models[0]
+    assert model["name"] == BUNDLE_NAME and model["classes"] == CLASSES
+    assert model["backend"] == "onnx" and model["input_size"] == 64
+    assert "metrics" in model
+
+
+def test_metrics_count_requests_by_route_and_report_batches_and_queue(api: ApiServer):
+    with api.client() as client:
+        client.post("/v1/classify", files=[("images", ("t.png", class_png("tiger"),
+                                                       "image/png"))])
+        response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert 'tigertrap_http_requests_total{method="POST",route="/v1/classify",status="200"}' in text
+    assert 'tigertrap_http_request_duration_seconds_bucket{le="0.5",method="POST",' \
+           'route="/v1/classify"}' in text
+    assert 'tigertrap_classified_images_total{mode="crops"}' in text
+    assert 'tigertrap_engine_batch_size_bucket{le="+Inf"}' in text
+    assert "tigertrap_engine_queue_depth 0.0" in text
+
+
+def test_openapi_documents_every_endpoint(api: ApiServer):
+    with api.client() as client:
+        assert client.get("/docs").status_code == 200
+        paths = client.get("/openapi.json").json()["paths"]
+    assert {"/health", "/metrics", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/classify",
+            "/v1/models"} <= set(paths)
+    assert "multipart/form-data" in paths["/v1/classify"]["post"]["requestBody"]["content"]
+
+
+def test_the_web_page_and_its_script_are_served(api: ApiServer):
+    with api.client() as client:
+        page = client.get("/")
+        script = client.get("/static/app.js")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert 'id="files"' in page.text and "/static/app.js" in page.text
+    assert script.status_code == 200 and "/v1/classify" in script.text
