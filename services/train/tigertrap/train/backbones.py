@@ -52,8 +52,8 @@ MEWC_BACKBONES: dict[str, tuple[str, int]] = {
 #: Input size of a kimm model named by class name when neither MEWC nor the user fixes one.
 DEFAULT_INPUT_SIZE = 224
 #: Layer-name prefixes that number a backbone's blocks (EfficientNet, MobileNet, ViT: blocks_i;
-#: ConvNeXt: stages_i).
-_BLOCK_NAME = re.compile(r"^(blocks|stages)_(\d+)_")
+#: ConvNeXt: stages_i; ResNet: layeri; RegNet: si).
+_BLOCK_NAME = re.compile(r"^(blocks_|stages_|layer|s)(\d+)_")
 
 
 class BackboneError(ValueError):

@@ -1,0 +1,32 @@
+"""The Celery task of the train stage (queue ``train``): a thin adapter over
+:func:`tigertrap.train.training.train`.
+
+``params`` are the stage's setting keys (``DATA_DIR`` or ``SNIPS_CSV``, ``CLASS_MAP``,
+``MODEL``, ``RECIPE``, ...); every path is relative to the data root, and so are the result's
+``run_dir`` and ``bundle_dir`` (default ``models/classifiers/<SAVEFILE>``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tigertrap.core.config import CoreSettings, load_settings
+from tigertrap.core.paths import DataRoot
+from tigertrap.core.queue import ProgressFn, stage_task
+
+__all__ = ["train"]
+
+
+@stage_task("train")
+def train(params: dict[str, Any], progress: ProgressFn) -> dict[str, Any]:
+    """Train, evaluate and export a classifier for a job; resumes a redelivered job."""
+    from tigertrap.train.config import TrainSettings, resolve_paths
+    from tigertrap.train.training import train as run_training
+
+    root = DataRoot(load_settings(CoreSettings).tigertrap_data)
+    given = {str(key).lower(): value for key, value in params.items()}
+    settings = resolve_paths(load_settings(TrainSettings, **given), root.resolve)
+    result = run_training(settings, progress=progress)
+    return {"run_dir": root.relative(result.run_dir),
+            "bundle_dir": root.relative(result.bundle_dir),
+            "epochs": result.epochs, "metrics": result.metrics}
