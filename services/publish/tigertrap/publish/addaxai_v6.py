@@ -17,7 +17,8 @@ with that rule before anything is written.
 
 The adapter also resizes every crop to 384 x 384 with ``cv2.resize`` before ``predict``
 (``img_size = 384``); a bundle trained at another size is wrapped in a model that takes
-384 x 384 and resizes to the bundle's input inside the graph.
+384 x 384 and resizes to the bundle's input inside the graph. The file is written for AddaxAI's
+Keras 3.3 (:mod:`tigertrap.publish.addaxai_keras`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ import yaml
 from tigertrap.core.bundle import MODEL_KERAS, BundleManifest
 from tigertrap.core.class_map import ClassMap
 from tigertrap.core.paths import atomic_write_json, atomic_write_text
+from tigertrap.publish.addaxai_keras import write_compatible_keras
 from tigertrap.publish.config import PublishSettings
-from tigertrap.publish.copying import atomic_copy
 
 __all__ = [
     "CLASS_LIST_FILE",
@@ -117,22 +118,24 @@ def variables(manifest: BundleManifest, class_map: ClassMap, settings: PublishSe
 
 
 def _write_model(bundle_dir: Path, out_dir: Path) -> None:
-    """Copy ``model.keras``, or wrap it so that it takes AddaxAI's 384 x 384 crops."""
+    """``model.keras`` for the adapter: the bundle's model, wrapped to take 384 x 384 crops when
+    it was trained at another size, saved so that AddaxAI's Keras 3.3 loads it."""
     import keras  # heavy: only when a folder is written
 
     source = bundle_dir / MODEL_KERAS
     inner = keras.saving.load_model(source, compile=False)
     height, width = inner.input_shape[1:3]
     if (height, width) in ((None, None), (MEWC_KERAS_IMG_SIZE, MEWC_KERAS_IMG_SIZE)):
-        atomic_copy(source, out_dir / MODEL_KERAS)
+        write_compatible_keras(source, out_dir / MODEL_KERAS)
         return
     inputs = keras.Input((MEWC_KERAS_IMG_SIZE, MEWC_KERAS_IMG_SIZE, 3), name="addaxai_crop")
     resized = keras.layers.Resizing(height, width, interpolation="bilinear",
                                     name="to_model_input")(inputs)
     wrapper = keras.Model(inputs, inner(resized), name=f"{inner.name}_addaxai_v6")
-    partial = out_dir / f".{MODEL_KERAS}.partial.keras"
-    wrapper.save(partial)
-    partial.replace(out_dir / MODEL_KERAS)
+    wrapped = out_dir / f".{MODEL_KERAS}.wrapped.keras"
+    wrapper.save(wrapped)
+    write_compatible_keras(wrapped, out_dir / MODEL_KERAS)
+    wrapped.unlink()
 
 
 def write_v6_folder(bundle_dir: Path, out_dir: Path, manifest: BundleManifest,

@@ -7,7 +7,8 @@ folder's ``inference.py`` in the named conda environment through its ``ModelInfe
 (``check_gpu``, ``load_model``, ``get_crop``, ``get_classification``, ``get_class_names`` and the
 optional batch pair ``get_tensor`` / ``classify_batch``). The ``inference.py`` written here is
 ``templates/addaxai_inference.py`` verbatim; what it needs to know about the model is in
-``class_map.yaml`` and ``preprocessing.json`` beside it.
+``class_map.yaml`` and ``preprocessing.json`` beside it. ``model.keras`` is the bundle's model
+rewritten for AddaxAI's Keras 3.3 (:mod:`tigertrap.publish.addaxai_keras`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import Any
 from tigertrap.core.bundle import MODEL_KERAS, BundleManifest
 from tigertrap.core.class_map import CLASS_MAP_FILE, ClassMap
 from tigertrap.core.paths import atomic_write_json, atomic_write_text
+from tigertrap.publish.addaxai_keras import write_compatible_keras
 from tigertrap.publish.config import PublishSettings
-from tigertrap.publish.copying import atomic_copy
 
 __all__ = [
     "ADDAXAI_MANIFEST_FILE",
@@ -70,7 +71,7 @@ def write_v7_folder(bundle_dir: Path, out_dir: Path, manifest: BundleManifest,
                     class_map: ClassMap, settings: PublishSettings) -> Path:
     """Write the v7 folder into ``out_dir`` (created); returns it."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_copy(bundle_dir / MODEL_KERAS, out_dir / MODEL_KERAS)
+    write_compatible_keras(bundle_dir / MODEL_KERAS, out_dir / MODEL_KERAS)
     class_map.save(out_dir / CLASS_MAP_FILE)
     atomic_write_json(out_dir / PREPROCESSING_FILE,
                       {"input_size": manifest.input_size, "snip_size": manifest.snip_size,
