@@ -163,3 +163,15 @@ def test_bfloat16_openvino_keeps_every_top_class(bundle_dir: Path,
 def test_bfloat16_is_refused_outside_openvino(bundle_dir: Path) -> None:
     with pytest.raises(ValueError, match="bf16"):
         InferenceEngine(bundle_dir, backend="onnx", precision="bf16")
+
+
+def test_load_crop_with_draft_decoding_stays_close_to_a_full_decode(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from tigertrap.classify.model_input import image_input, load_crop
+
+    big = np.repeat(np.repeat(known_crops("tiger", 1, size=100)[0], 6, axis=0), 6, axis=1)
+    Image.fromarray(big).save(tmp_path / "snip.jpg", quality=95)
+    with Image.open(tmp_path / "snip.jpg") as full:
+        reference = image_input(full.convert("RGB"), 64).astype(float)
+    assert np.abs(load_crop(tmp_path / "snip.jpg", 64).astype(float) - reference).mean() < 3
