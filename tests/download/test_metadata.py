@@ -106,3 +106,21 @@ def test_read_records_returns_only_the_wanted_rows(fixtures_dir: Path) -> None:
     rows = list(read_records(fixtures_dir / SAMPLE_32, [3, 0, 22]))
     assert [number for number, _ in rows] == [0, 3, 22]
     assert rows[2][1]["common_name"] == "bobcat"
+
+
+def test_scan_reports_progress_and_stops_when_the_report_raises(
+        fixtures_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tigertrap.core.jobs import JobCancelled
+    from tigertrap.download import metadata
+
+    monkeypatch.setattr(metadata, "REPORT_EVERY", 5)
+    seen: list[int] = []
+
+    def report(rows: int) -> None:
+        seen.append(rows)
+        if rows >= 10:
+            raise JobCancelled("cancelled")
+
+    with pytest.raises(JobCancelled):
+        scan(fixtures_dir / SAMPLE_32, load_spec(), 1, report)
+    assert seen == [5, 10]

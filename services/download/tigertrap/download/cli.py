@@ -37,14 +37,19 @@ class _ProgressBar:
     def __call__(self, processed: int, total: int) -> None:
         from tqdm import tqdm
 
+        if not total and not processed:
+            return  # a heartbeat (e.g. while scanning the metadata), nothing to show
+        if self.bar is not None and (total or None) != self.bar.total:
+            self.close()
         if self.bar is None:
-            self.bar = tqdm(total=total or None, desc=self.description, unit="img",
-                            dynamic_ncols=True)
+            self.bar = tqdm(total=total or None, initial=processed, desc=self.description,
+                            unit="img", dynamic_ncols=True)
         self.bar.update(processed - self.bar.n)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def _fractions(text: str | None) -> dict[str, float]:

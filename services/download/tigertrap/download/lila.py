@@ -158,10 +158,12 @@ def _assign_splits(rows: list[ManifestRow], settings: DownloadSettings) -> list[
     return rows
 
 
-def plan_lila(metadata: str | os.PathLike[str], spec: ClassSpec, settings: DownloadSettings
+def plan_lila(metadata: str | os.PathLike[str], spec: ClassSpec, settings: DownloadSettings,
+              on_rows: Callable[[int], None] | None = None
               ) -> tuple[list[ManifestRow], dict[str, Any]]:
-    """Sample and split: the manifest rows (status pending) and the dry-run counts."""
-    found = scan(metadata, spec, settings.seed)
+    """Sample and split: the manifest rows (status pending) and the dry-run counts.
+    ``on_rows(rows scanned)`` reports the scan's progress."""
+    found = scan(metadata, spec, settings.seed, on_rows)
     chosen = _select(found, spec, settings)
     classes = {target.name: target for target in spec.classes}
     rows, seen = [], set()
@@ -350,7 +352,9 @@ def download_lila(settings: DownloadSettings, data_root: str | os.PathLike[str],
         lila_rows = [row for row in old_rows if row.source == LILA_SOURCE]
         counts: dict[str, Any] = {}
     else:
-        lila_rows, counts = plan_lila(metadata, spec, settings)
+        # While scanning, progress reports nothing done yet; they let a cancelled job stop.
+        lila_rows, counts = plan_lila(metadata, spec, settings,
+                                      (lambda rows: progress(0, 0)) if progress else None)
         if settings.dry_run:
             return counts
         _carry_over(lila_rows, old_rows)

@@ -18,7 +18,7 @@ import operator
 import os
 import zipfile
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -47,6 +47,8 @@ REQUIRED_COLUMNS = ("dataset_name", "url_gcp", "url_aws", "url_azure", "image_id
 ID_SEPARATOR = " : "
 _UNKNOWN_IDS = frozenset({"", "unknown", "none", "nan"})
 _KEY_BYTES = 8
+#: Rows between two progress reports of :func:`scan`.
+REPORT_EVERY = 1 << 20
 
 
 class MetadataError(ValueError):
@@ -206,11 +208,13 @@ class _Matcher:
 _UNDECIDED = object()
 
 
-def scan(path: str | os.PathLike[str], spec: ClassSpec, seed: int) -> ScanResult:
+def scan(path: str | os.PathLike[str], spec: ClassSpec, seed: int,
+         on_rows: Callable[[int], None] | None = None) -> ScanResult:
     """Find every row each rule matches; a row goes to its first matching (class, rule).
 
     Records without quotes are split on commas (exactly what ``csv`` returns for them, several
     times faster); records with quotes, possibly spanning lines, go through ``csv``.
+    ``on_rows(rows scanned)`` is called every :data:`REPORT_EVERY` rows (it may raise to stop).
 
     Raises:
         MetadataError: missing file, not LILA metadata, or a rule names an absent column.
@@ -237,6 +241,8 @@ def scan(path: str | os.PathLike[str], spec: ClassSpec, seed: int) -> ScanResult
             else:
                 fields = line.rstrip("\r\n").split(",", last_column + 1)
             number += 1
+            if on_rows is not None and number % REPORT_EVERY == 0:
+                on_rows(number)
             if len(fields) <= last_column:
                 malformed += 1
                 continue
