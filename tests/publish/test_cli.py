@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -12,9 +13,12 @@ from typer.testing import CliRunner
 from tests.publish.hub_server import FakeHub
 from tigertrap.publish.cli import app
 
+#: The installed console script, beside the interpreter running the tests.
+TIGERTRAP = str(Path(sys.executable).with_name("tigertrap"))
+
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["tigertrap", *args], capture_output=True, text=True, timeout=300,
+    return subprocess.run([TIGERTRAP, *args], capture_output=True, text=True, timeout=300,
                           env={**os.environ, **env}, check=False)
 
 
