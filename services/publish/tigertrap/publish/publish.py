@@ -101,23 +101,29 @@ def complete_settings(settings: PublishSettings, manifest: BundleManifest,
     })
 
 
+def _holds_publish_output(folder: Path) -> bool:
+    return (folder / SUMS_FILE).is_file() or any((folder / layout).is_dir()
+                                                 for layout in ADDAXAI_LAYOUTS)
+
+
 @contextmanager
 def _replacing(destination: Path) -> Iterator[Path]:
     """A fresh folder beside ``destination`` that replaces it when the block succeeds."""
-    if destination.exists() and any(destination.iterdir()) and not (
-            (destination / SUMS_FILE).is_file() or (destination / "v7").is_dir()
-            or (destination / "v6").is_dir()):
+    if (destination.exists() and any(destination.iterdir())
+            and not _holds_publish_output(destination)):
         raise PublishError(f"{destination} is not empty and holds no earlier publish output; "
                            "give an empty or new folder")
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    previous = staging.with_name(f"{staging.name}.previous")
     try:
         yield staging
         if destination.exists():
-            shutil.rmtree(destination)
+            destination.replace(previous)
         staging.replace(destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(previous, ignore_errors=True)
 
 
 def _bundle_files(bundle_dir: Path, manifest: BundleManifest) -> list[str]:
