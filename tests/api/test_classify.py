@@ -16,6 +16,7 @@ from tests.api.conftest import (
     Process,
     class_png,
 )
+from tigertrap.core.images import image_size
 
 PNG = "image/png"
 JPEG = "image/jpeg"
@@ -56,12 +57,14 @@ def test_crops_are_classified_in_order_with_top_k_species_and_the_tiger_flag(api
     assert len(scores) == 3 and scores == sorted(scores, reverse=True)
 
 
-def test_a_jpeg_crop_is_accepted(api: ApiServer, fixtures_dir: Path):
+def test_a_large_jpeg_crop_is_classified_and_reported_at_its_full_size(api: ApiServer,
+                                                                          fixtures_dir: Path):
     path = sorted((fixtures_dir / "images" / "tiger").iterdir())[0]
     response = _post(api, [("images", (path.name, path.read_bytes(), JPEG))])
     assert response.status_code == 200, response.text
     image = response.json()["images"][0]
     assert image["file"] == path.name and len(image["detections"][0]["species"]) == 3
+    assert (image["width"], image["height"]) == image_size(path)
 
 
 def test_thirty_two_concurrent_clients_all_get_correct_answers(api: ApiServer):

@@ -51,7 +51,7 @@ def _load_classifier(settings: ApiSettings) -> SpeciesClassifier | None:
     engine = InferenceEngine(bundle_dir, backend=settings.backend,
                              max_batch_size=settings.batch_size,
                              max_wait_ms=settings.max_wait_ms, max_queue=settings.max_queue,
-                             threads=settings.threads)
+                             threads=settings.threads, precision=settings.precision)
     engine.start()
     threshold = settings.tiger_threshold
     if threshold is None:

@@ -1,10 +1,10 @@
 """Settings of the HTTP API (one object, read once at start-up; see ``services/classify/api.env``).
 
 Keys are MEWC-style and case-insensitive, shared with the batch mode where the concept is the
-same (``MODEL``, ``BACKEND``, ``BATCH_SIZE``, ``MAX_WAIT_MS``, ``MAX_QUEUE``, ``THREADS``,
-``LOWER_CONF``, ``TOP_K``, ``TIGER_CLASS``, ``TIGER_THRESHOLD``), so one ``classify.env`` can
-configure both. ``MODEL`` is a bundle name under ``<data>/models/classifiers/``, or a folder
-(relative to the data root, or absolute).
+same (``MODEL``, ``BACKEND``, ``PRECISION``, ``BATCH_SIZE``, ``MAX_WAIT_MS``, ``MAX_QUEUE``,
+``THREADS``, ``LOWER_CONF``, ``TOP_K``, ``TIGER_CLASS``, ``TIGER_THRESHOLD``), so one
+``classify.env`` can configure both. ``MODEL`` is a bundle name under
+``<data>/models/classifiers/``, or a folder (relative to the data root, or absolute).
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ class ApiSettings(StageSettings):
     # the classifier
     model: str | None = Field(default=None, description="bundle name or folder; none: no "
                                                         "classification endpoint")
-    backend: Literal["auto", "onnx", "keras"] = "auto"
+    backend: Literal["auto", "onnx", "openvino", "keras"] = "auto"
+    precision: Literal["f32", "bf16"] = Field(default="f32",
+                                              description="bf16 only with backend openvino")
     batch_size: int = Field(default=32, ge=1, description="largest inference batch")
     max_wait_ms: float = Field(default=5.0, ge=0, description="dynamic batching wait")
     max_queue: int = Field(default=1024, ge=1, description="crops waiting at most")

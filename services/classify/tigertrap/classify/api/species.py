@@ -115,8 +115,8 @@ async def _classify_crops(uploads: Sequence[Upload],
                                     bbox=list(WHOLE_IMAGE),
                                     species=classifier.species(probabilities),
                                     tiger=classifier.is_tiger(probabilities))
-        results.append(ClassifiedImage(file=upload.name, width=upload.image.width,
-                                       height=upload.image.height, detections=[detection],
+        results.append(ClassifiedImage(file=upload.name, width=upload.width,
+                                       height=upload.height, detections=[detection],
                                        top_species=_best([detection]), tiger=detection.tiger))
     return results
 
@@ -145,8 +145,8 @@ async def _classify_frame(upload: Upload, detections: Sequence[Detection],
             conf=round(detection.conf, 3), bbox=[round(v, 4) for v in detection.bbox],
             species=classifier.species(probabilities) if probabilities is not None else [],
             tiger=probabilities is not None and classifier.is_tiger(probabilities)))
-    return ClassifiedImage(file=upload.name, width=upload.image.width,
-                           height=upload.image.height, detections=results,
+    return ClassifiedImage(file=upload.name, width=upload.width,
+                           height=upload.height, detections=results,
                            top_species=_best(results), tiger=any(d.tiger for d in results))
 
 

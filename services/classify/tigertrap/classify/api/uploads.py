@@ -15,7 +15,7 @@ from fastapi import UploadFile
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from tigertrap.core.images import ImageLoadError, open_image
+from tigertrap.core.images import ImageLoadError, image_size, open_image
 
 __all__ = ["ACCEPTED_CONTENT_TYPES", "Upload", "UploadRejected", "read_uploads", "safe_name"]
 
@@ -39,11 +39,14 @@ class UploadRejected(Exception):
 
 @dataclass
 class Upload:
-    """One uploaded image: its name as sent, its bytes and the decoded upright RGB image."""
+    """One uploaded image: its name as sent, its bytes, the decoded upright RGB image (maybe
+    at a reduced scale) and its full upright size."""
 
     name: str
     data: bytes
     image: Image.Image
+    width: int
+    height: int
 
 
 def safe_name(name: str, index: int) -> str:
@@ -66,35 +69,42 @@ async def _read_limited(upload: UploadFile, name: str, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _decode(name: str, data: bytes) -> Image.Image:
+def _decode(name: str, data: bytes,
+            draft_size: tuple[int, int] | None) -> tuple[Image.Image, tuple[int, int]]:
     if not data:
         raise UploadRejected(422, f"file {name!r} is empty (0 bytes)")
     if not data.startswith((JPEG_MAGIC, PNG_MAGIC)):
         raise UploadRejected(422, f"file {name!r} is not a JPEG or PNG image")
     try:
-        return open_image(data)
+        image = open_image(data, draft_size=draft_size)
+        return image, (image.size if draft_size is None else image_size(data))
     except ImageLoadError as error:
         raise UploadRejected(422, f"file {name!r} cannot be used: {error.reason}") from error
 
 
-async def read_upload(upload: UploadFile, max_bytes: int) -> Upload:
-    """Read and decode one upload. Raises :class:`UploadRejected`."""
+async def read_upload(upload: UploadFile, max_bytes: int,
+                      draft_size: tuple[int, int] | None = None) -> Upload:
+    """Read and decode one upload. Raises :class:`UploadRejected`.
+
+    ``draft_size``: a JPEG may be decoded at a reduced scale that stays at least this large
+    (see :func:`tigertrap.core.images.open_image`); for crops that are only resized.
+    """
     name = upload.filename or "<unnamed>"
     content_type = (upload.content_type or "").split(";")[0].strip().lower()
     if content_type not in ACCEPTED_CONTENT_TYPES:
         raise UploadRejected(415, f"file {name!r} was sent as {content_type!r}; send JPEG or "
                                   "PNG images (image/jpeg, image/png)")
     data = await _read_limited(upload, name, max_bytes)
-    image = await run_in_threadpool(_decode, name, data)
-    return Upload(name=name, data=data, image=image)
+    image, (width, height) = await run_in_threadpool(_decode, name, data, draft_size)
+    return Upload(name=name, data=data, image=image, width=width, height=height)
 
 
-async def read_uploads(uploads: list[UploadFile], *, max_images: int,
-                       max_bytes: int) -> list[Upload]:
+async def read_uploads(uploads: list[UploadFile], *, max_images: int, max_bytes: int,
+                       draft_size: tuple[int, int] | None = None) -> list[Upload]:
     """Read and decode every upload, refusing the request at the first bad one."""
     if not uploads:
         raise UploadRejected(422, "no images: attach one or more files in the field 'images'")
     if len(uploads) > max_images:
         raise UploadRejected(413, f"{len(uploads)} images sent; the limit is {max_images} per "
                                   "request")
-    return [await read_upload(upload, max_bytes) for upload in uploads]
+    return [await read_upload(upload, max_bytes, draft_size) for upload in uploads]

@@ -44,8 +44,11 @@ async def classify(
                     "MegaDetector finds the animals first")] = "crops",
 ) -> ClassifyResponse:
     """Classify uploaded images; per image: detections with boxes, top-k species, tiger flag."""
+    # A crop is only resized to the input size, so a large JPEG may be decoded at 1/2..1/8.
+    size = classifier.engine.input_size
     uploads = await read_uploads(images, max_images=settings.max_images,
-                                 max_bytes=settings.max_upload_bytes)
+                                 max_bytes=settings.max_upload_bytes,
+                                 draft_size=(size, size) if mode == "crops" else None)
     results = await classify_uploads(uploads, mode, classifier, detector, settings.lower_conf)
     metrics.images.labels(mode).inc(len(results))
     return ClassifyResponse(model=classifier.name, mode=mode, images=results)
