@@ -8,6 +8,8 @@ bad input exits with code 2 and a sentence naming the key to fix.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -77,7 +79,9 @@ def train(
         from tigertrap.train.training import TrainError
         from tigertrap.train.training import train as run_training
 
-        result = run_training(settings, progress=_EpochProgress())
+        # Keras prints epoch lines to stdout; stdout is kept for the JSON summary.
+        with contextlib.redirect_stdout(sys.stderr):
+            result = run_training(settings, progress=_EpochProgress())
     except (BackboneError, DataError, TrainError, ValueError) as error:
         typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from None
