@@ -92,6 +92,7 @@ def test_failures_are_recorded_per_row_and_set_the_exit_code(
     assert result.returncode == 1
     summary = json.loads(result.stdout)
     assert summary["failed"] == 1
+    assert summary["failure_kinds"] == {"not an image": 1}
     assert summary["complete"] == len(rows) - 1
     failed = [row for row in _manifest(data_root, "t") if row["status"] == "failed"]
     assert [row["image_id"] for row in failed] == [bad["image_id"]]

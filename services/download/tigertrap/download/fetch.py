@@ -91,6 +91,13 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _save_image(body: bytes, url: str, target: Path) -> str:
+    """Check that ``body`` decodes, write it atomically to ``target``, return its sha256."""
+    verify_image_bytes(body, url)
+    atomic_write_bytes(target, body)
+    return _sha256(body)
+
+
 def _existing(job: FetchJob, verify: str) -> FetchResult | None:
     """The result for a target already on disk and complete, else None."""
     if not job.target.is_file():
@@ -150,13 +157,15 @@ class _Fetcher:
             raise _Retry(f"truncated body ({len(response.content)} of {declared} bytes)")
         return response.content
 
-    async def _from_mirror(self, url: str, attempt: _Attempt) -> bytes | None:
+    async def _from_mirror(self, url: str, target: Path, attempt: _Attempt
+                           ) -> tuple[bytes, str] | None:
+        """The body saved at ``target`` and its sha256, or None (reasons in ``attempt``)."""
         for retry in range(self.options.retries + 1):
             attempt.count += 1
             try:
                 body = await self._get(url)
-                await asyncio.to_thread(verify_image_bytes, body, url)
-                return body
+                # Decoding and hashing off the event loop, in one hop.
+                return body, await asyncio.to_thread(_save_image, body, url, target)
             except _NextMirror as error:
                 attempt.errors.append(f"{url}: {error}")
                 return None
@@ -179,10 +188,10 @@ class _Fetcher:
             return existing
         attempt = _Attempt()
         for url in job.urls:
-            body = await self._from_mirror(url, attempt)
-            if body is not None:
-                await asyncio.to_thread(atomic_write_bytes, job.target, body)
-                return FetchResult("ok", len(body), _sha256(body), url, attempts=attempt.count)
+            saved = await self._from_mirror(url, job.target, attempt)
+            if saved is not None:
+                body, sha256 = saved
+                return FetchResult("ok", len(body), sha256, url, attempts=attempt.count)
         error = "; ".join(attempt.errors) or "no URL to download from"
         return FetchResult("failed", error=error, attempts=attempt.count)
 

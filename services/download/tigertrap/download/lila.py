@@ -304,6 +304,7 @@ def fetch_rows(rows: list[ManifestRow], folder: Path, settings: DownloadSettings
 def summarise(rows: list[ManifestRow], folder: Path, data_root: Path | None) -> dict[str, Any]:
     statuses = Counter(row.status for row in rows)
     failures = [f"{row.path}: {row.error}" for row in rows if row.status == FAILED]
+    kinds = Counter(_failure_kind(row.error) for row in rows if row.status == FAILED)
 
     def shown(path: Path) -> str:
         if data_root is not None:
@@ -322,8 +323,16 @@ def summarise(rows: list[ManifestRow], folder: Path, data_root: Path | None) -> 
         "status": dict(sorted(statuses.items())),
         "complete": sum(count for status, count in statuses.items() if status in COMPLETE),
         "failed": statuses.get(FAILED, 0),
+        "failure_kinds": dict(kinds.most_common()),
         "failures": failures[:MAX_ERRORS_SHOWN],
     }
+
+
+def _failure_kind(error: str) -> str:
+    """The last mirror's reason without its URL and counts: 'HTTP 404', 'not an image', ..."""
+    last = error.rsplit("; ", 1)[-1]
+    reason = last.split(": ", 1)[-1] if "://" in last else last
+    return reason.split(" (", 1)[0]
 
 
 def download_lila(settings: DownloadSettings, data_root: str | os.PathLike[str],
