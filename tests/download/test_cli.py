@@ -228,3 +228,23 @@ def test_bad_input_is_a_clear_error_with_exit_code_2(data_root: Path, tmp_path: 
     result = _run(data_root, "lila", str(tmp_path / "absent.csv"))
     assert result.returncode == 2
     assert "absent.csv" in result.stderr
+
+
+def test_new_selection_removes_images_the_old_one_saved(
+        data_root: Path, tmp_path: Path, spec_file: Path,
+        served_rows: Callable[[str], list[dict[str, str]]]) -> None:
+    rows = served_rows("img")
+    metadata = write_metadata(tmp_path / "meta.csv", rows)
+    assert _run(data_root, "lila", str(metadata), "--name", "t", "--spec", str(spec_file),
+                "--class-samples-default", "6", "--seed", "1", *FAST).returncode == 0
+    first = {row["path"] for row in _manifest(data_root, "t")}
+    result = _run(data_root, "lila", str(metadata), "--name", "t", "--spec", str(spec_file),
+                  "--class-samples-default", "6", "--seed", "2", *FAST)
+    assert result.returncode == 0, result.stderr
+    listed = {row["path"] for row in _manifest(data_root, "t")}
+    images = data_root / "datasets" / "t"
+    on_disk = {path.relative_to(images).as_posix() for path in images.rglob("*.*")
+               if path.parent != images}
+    assert len(listed) == 6
+    assert listed != first
+    assert on_disk == listed

@@ -220,6 +220,16 @@ def _carry_over(new_rows: list[ManifestRow], old_rows: list[ManifestRow]) -> Non
             row.status, row.bytes, row.sha256 = before.status, before.bytes, before.sha256
 
 
+def _remove_unselected(old_rows: list[ManifestRow], new_rows: list[ManifestRow],
+                       folder: Path) -> None:
+    """Delete images an earlier LILA run saved that the new selection (another seed, spec or
+    split) no longer lists, so the folders hold exactly the manifest."""
+    keep = {row.path for row in new_rows}
+    for row in old_rows:
+        if row.source == LILA_SOURCE and row.path not in keep:
+            (folder / row.path).unlink(missing_ok=True)
+
+
 def _local_file(row: ManifestRow, local_root: Path) -> Path | None:
     for url in (row.url_gcp, row.url_aws, row.url_azure):
         parts = PurePosixPath(unquote(urlsplit(url).path)).parts[1:] if url else ()
@@ -367,6 +377,7 @@ def download_lila(settings: DownloadSettings, data_root: str | os.PathLike[str],
         if settings.dry_run:
             return counts
         _carry_over(lila_rows, old_rows)
+        _remove_unselected(old_rows, lila_rows, folder)
     rows = [row for row in old_rows if row.source != LILA_SOURCE] + lila_rows
     report = write_split_report(folder, rows, settings.split_by, LILA_SOURCE, params)
 
