@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.api.conftest import BUNDLE_NAME, CLASSES, ApiServer, Process, class_png
+from tigertrap.core.redis_server import free_port
 
 
 def test_health_reports_redis_and_the_workers_of_each_queue(api: ApiServer,
@@ -19,8 +22,6 @@ def test_health_reports_redis_and_the_workers_of_each_queue(api: ApiServer,
 
 
 def test_health_without_redis_says_degraded(start_server, api_data: Path):
-    from tigertrap.core.redis_server import free_port
-
     lonely = start_server(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", MODEL="")
     with lonely.client() as client:
         body = client.get("/health").json()
@@ -69,3 +70,11 @@ def test_the_web_page_and_its_script_are_served(api: ApiServer):
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert 'id="files"' in page.text and "/static/app.js" in page.text
     assert script.status_code == 200 and "/v1/classify" in script.text
+
+
+def test_serve_with_a_wrong_setting_stops_naming_the_key(base_env: dict[str, str]):
+    result = subprocess.run([sys.executable, "-m", "tigertrap.core", "serve", "--port", "9"],
+                            env={**base_env, "MAX_IMAGES": "lots"}, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode != 0
+    assert "MAX_IMAGES" in result.stderr and "lots" in result.stderr
