@@ -101,3 +101,11 @@ def test_holdout_rows_go_to_their_split_whatever_their_location(tmp_path: Path) 
     report = split_report(rows, "location")
     assert report["leak_free"] is True
     assert report["holdout_groups_also_in_regular_splits"]["test2"] > 0
+
+
+def test_ids_that_slug_to_one_name_get_distinct_files(tmp_path: Path) -> None:
+    metadata = write_metadata(tmp_path / "m.csv", [
+        lila_row(image_id="W : a/b", location_id="W : 1"),
+        lila_row(image_id="W : a_b", location_id="W : 1")])
+    rows = _plan(metadata)
+    assert len({row.path for row in rows}) == 2

@@ -175,7 +175,18 @@ def plan_lila(metadata: str | os.PathLike[str], spec: ClassSpec, settings: Downl
         target = classes[class_name]
         rule = next(rule for rule in target.rules if rule.name == rule_name)
         rows.append(_row(fields, class_name, rule_name, target.rule_holdout(rule) or ""))
+    _disambiguate(rows)
     return _assign_splits(rows, settings), count_available(found, spec, settings)
+
+
+def _disambiguate(rows: list[ManifestRow]) -> None:
+    """Give a distinct file name to images whose ids slug to the same name."""
+    names = Counter((row.class_name, PurePosixPath(row.path).name) for row in rows)
+    for row in rows:
+        path = PurePosixPath(row.path)
+        if names[(row.class_name, path.name)] > 1:
+            tag = hashlib.sha256(row.image_id.encode("utf-8")).hexdigest()[:8]
+            row.path = str(path.with_name(f"{path.stem}-{tag}{path.suffix}"))
 
 
 def _params(metadata: Path, spec: ClassSpec, settings: DownloadSettings) -> dict[str, Any]:

@@ -100,16 +100,9 @@ def read_manifest(path: str | os.PathLike[str]) -> list[ManifestRow]:
     if not source.is_file():
         return []
     with open(source, encoding="utf-8", newline="") as handle:
-        rows = []
-        for record in csv.DictReader(handle):
-            values = {("class_name" if key == "class" else key): value or ""
-                      for key, value in record.items() if key is not None}
-            rows.append(ManifestRow(**{key: values.get(key, "") for key in _COLUMNS
-                                       if key in values or key in _REQUIRED}))
-    return rows
-
-
-_REQUIRED = {"source", "class_name", "split", "dataset", "path"}
+        return [ManifestRow(**{name: record.get(column) or "" for name, column
+                               in zip(_COLUMNS, MANIFEST_COLUMNS, strict=True)})
+                for record in csv.DictReader(handle)]
 
 
 def write_manifest(path: str | os.PathLike[str], rows: list[ManifestRow]) -> None:
