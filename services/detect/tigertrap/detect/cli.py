@@ -63,8 +63,9 @@ def detect(
 ) -> None:
     """Run MegaDetector over images and write MegaDetector batch output (format 1.6).
 
-    Resumable: run the same command again after a crash and it continues; images added later
-    are detected, earlier results reused. Prints a JSON summary.
+    Re-run after a crash to continue; new images are detected, earlier results reused.
+
+    Prints a JSON summary on stdout.
     """
     from tigertrap.detect.batch import USER_ERRORS, run_detect
     from tigertrap.detect.config import DetectSettings
