@@ -244,6 +244,8 @@ def _remove_unselected(old_rows: list[ManifestRow], new_rows: list[ManifestRow],
 def _local_file(row: ManifestRow, local_root: Path) -> Path | None:
     for url in (row.url_gcp, row.url_aws, row.url_azure):
         parts = PurePosixPath(unquote(urlsplit(url).path)).parts[1:] if url else ()
+        if ".." in parts:
+            continue
         for start in range(len(parts) - MIN_LOCAL_PARTS + 1):
             candidate = local_root.joinpath(*parts[start:])
             if candidate.is_file():
