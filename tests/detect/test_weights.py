@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.server
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +105,63 @@ def test_local_weights_file_keeps_its_own_name(tiny_checkpoint, tmp_path):
 def test_missing_local_weights_file_is_named(tmp_path):
     with pytest.raises(WeightsNotFound, match="custom.pt"):
         resolve_weights(str(tmp_path / "custom.pt"), models_dir=tmp_path, download=False)
+
+
+REDWOOD = "v1000.0.0-redwood"
+REDWOOD_FILE = "md_v1000.0.0-redwood.pt"
+
+
+@pytest.fixture
+def release_server(tmp_path: Path, tiny_checkpoint: Path) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 publishing the tiny checkpoint as MDv1000-redwood."""
+    folder = tmp_path / "release"
+    folder.mkdir()
+    shutil.copyfile(tiny_checkpoint, folder / REDWOOD_FILE)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/{REDWOOD_FILE}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def redwood_released_at(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Point megadetector's model table at a URL and md5 (its download cache in tmp_path)."""
+    from megadetector.detection import run_detector
+
+    cache = tmp_path / "system_tmp"
+    cache.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(cache))
+    for variable in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+
+    def release(url: str, md5: str) -> None:
+        entry = {**run_detector.known_models[REDWOOD], "url": url, "md5": md5}
+        monkeypatch.setitem(run_detector.known_models, REDWOOD, entry)
+
+    return release
+
+
+def test_missing_weights_are_downloaded_by_megadetector_and_kept(release_server,
+                                                                 redwood_released_at,
+                                                                 tiny_checkpoint, tmp_path):
+    redwood_released_at(release_server, hashlib.md5(tiny_checkpoint.read_bytes()).hexdigest())
+
+    weights = resolve_weights("MDv1000-redwood", models_dir=tmp_path / "models", download=True)
+
+    assert weights.path == tmp_path / "models" / REDWOOD_FILE
+    assert weights.file_name == REDWOOD_FILE
+    assert weights.path.read_bytes() == tiny_checkpoint.read_bytes()
+
+
+def test_download_failing_megadetectors_md5_check_is_not_used(release_server,
+                                                              redwood_released_at, tmp_path):
+    redwood_released_at(release_server, "0" * 32)
+
+    with pytest.raises(WeightsNotFound, match="downloading failed"):
+        resolve_weights("MDv1000-redwood", models_dir=tmp_path / "models", download=True)
+    assert not (tmp_path / "models" / REDWOOD_FILE).exists()
