@@ -18,6 +18,7 @@ from tigertrap.detect.weights import (
     WeightsChecksumError,
     WeightsNotFound,
     resolve_weights,
+    same_detector,
 )
 
 
@@ -100,6 +101,16 @@ def test_local_weights_file_keeps_its_own_name(tiny_checkpoint, tmp_path):
 
     assert weights.file_name == "tiny_md.pt"
     assert weights.metadata["megadetector_version"] == "unknown"
+
+
+@pytest.mark.parametrize(("first", "second", "same"), [
+    ("md_v5a.0.0.pt", "md_v5a.0.1.pt", True),
+    ("md_v5a.0.0.pt", "md_v5b.0.0.pt", False),
+    ("custom.pt", "custom.pt", True),
+    ("custom.pt", "other.pt", False),
+])
+def test_rereleased_mdv5_weights_count_as_the_same_detector(first, second, same):
+    assert same_detector(first, second) is same
 
 
 def test_missing_local_weights_file_is_named(tmp_path):

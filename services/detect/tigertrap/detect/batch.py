@@ -50,6 +50,7 @@ from tigertrap.detect.weights import (
     WeightsChecksumError,
     WeightsNotFound,
     resolve_weights,
+    same_detector,
 )
 
 __all__ = ["USER_ERRORS", "DetectSummary", "ExistingResultsConflict", "output_path",
@@ -118,8 +119,8 @@ def _reusable(md_file: Path, weights: DetectorWeights, overwrite: bool) -> dict[
         existing = read_md_results(md_file)
     except MDResultsError as error:
         raise ExistingResultsConflict(f"{error}; move it away or set OVERWRITE=true") from None
-    detector = existing.info.get("detector")
-    if detector != weights.file_name:
+    detector = str(existing.info.get("detector"))
+    if not same_detector(detector, weights.file_name):
         raise ExistingResultsConflict(
             f"{md_file} holds results of detector {detector!r}, not {weights.file_name!r}; "
             f"set OVERWRITE=true to replace them, or choose another MD_FILE")

@@ -33,6 +33,7 @@ __all__ = [
     "detector_metadata",
     "is_weights_file",
     "resolve_weights",
+    "same_detector",
     "verify_sha256",
 ]
 
@@ -102,6 +103,17 @@ def detector_metadata(file_name: str, path: Path | None = None) -> dict[str, Any
         "conservative_detection_threshold": known.get("conservative_detection_threshold",
                                                       _UNKNOWN_CONSERVATIVE_THRESHOLD),
     }
+
+
+def same_detector(file_a: str, file_b: str) -> bool:
+    """True when two weights file names are the same MegaDetector model (``md_v5a.0.0.pt``
+    and its re-release ``md_v5a.0.1.pt`` are), or the same file name."""
+    if file_a == file_b:
+        return True
+    run_detector = _run_detector()
+    version_a = run_detector.get_detector_version_from_filename(file_a)
+    version_b = run_detector.get_detector_version_from_filename(file_b)
+    return version_a == version_b and version_a in run_detector.known_models
 
 
 def _expected_sha256(weights: Path) -> str | None:
