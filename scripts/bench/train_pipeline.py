@@ -26,11 +26,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
 
 from tests.train.synthetic import write_image_folders
 from tigertrap.core.class_map import ClassMap
@@ -42,7 +47,7 @@ BATCH = 16
 SEED = 1
 
 
-def _build(size: int, unfreeze: bool):  # noqa: ANN202 - a keras.Model
+def _build(size: int, unfreeze: bool) -> keras.Model:
     import keras
 
     from tigertrap.train.backbones import build_backbone, resolve_backbone
@@ -57,7 +62,7 @@ def _build(size: int, unfreeze: bool):  # noqa: ANN202 - a keras.Model
     return model
 
 
-def _in_memory(decoded: object, labels: np.ndarray, counts: np.ndarray, size: int,
+def _in_memory(decoded: tf.data.Dataset, labels: np.ndarray, counts: np.ndarray, size: int,
                unfreeze: bool, epochs: int) -> float:
     images = np.stack([image for image, _ in decoded.as_numpy_iterator()]).astype("float32")
     order = np.repeat(np.arange(len(labels)), counts)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,7 +37,7 @@ def _overrides(pairs: list[str]) -> dict[str, Any]:
     return values
 
 
-def _resolver(root: Path):
+def _resolver(root: Path) -> Callable[[Path], Path]:
     def resolve(path: Path) -> Path:
         return path if path.is_absolute() else (root / path).resolve()
 

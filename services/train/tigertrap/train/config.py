@@ -132,6 +132,8 @@ class TrainSettings(StageSettings):
     @field_validator("magnitudes", "dropouts", mode="before")
     @classmethod
     def _comma_floats(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)):  # one stage, e.g. MAGNITUDES=0.5
+            return [float(value)]
         if isinstance(value, str):
             text = value.strip().strip("[]")
             return [float(part) for part in text.split(",") if part.strip()]

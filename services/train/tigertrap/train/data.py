@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -168,7 +168,7 @@ def decoded_dataset(images: LabelledImages, size: int, cache: str | Path | None
     return dataset
 
 
-def _one_hot(num_classes: int):
+def _one_hot(num_classes: int) -> Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
     import tensorflow as tf
 
     def convert(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
