@@ -174,6 +174,12 @@ def api(start_server: Callable[..., ApiServer]) -> ApiServer:
 
 
 @pytest.fixture(scope="package")
+def api_without_redis(start_server: Callable[..., ApiServer]) -> ApiServer:
+    """A server whose REDIS_URL points at a port where nothing listens, and without a model."""
+    return start_server(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", MODEL="")
+
+
+@pytest.fixture(scope="package")
 def detect_worker(base_env: dict[str, str], api: ApiServer,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     """``tigertrap worker detect``, ready once the API's /health lists it on queue detect."""

@@ -78,6 +78,22 @@ def test_unknown_stage_is_refused_naming_the_stage_and_the_known_ones(api: ApiSe
     assert "unknown stage 'sniff'" in detail and "snip" in detail
 
 
+def test_unknown_stage_in_the_one_stage_shortcut_is_refused(api: ApiServer):
+    with api.client() as client:
+        response = client.post("/v1/jobs", json={"stage": "sniff", "params": {}})
+    assert response.status_code == 422
+    assert "stage: unknown stage 'sniff'" in response.json()["detail"]
+
+
+def test_jobs_answer_503_when_the_queue_is_unreachable(api_without_redis: ApiServer):
+    with api_without_redis.client() as client:
+        submitted = client.post("/v1/jobs", json={"stage": "train", "params": {}})
+        listed = client.get("/v1/jobs")
+    for response in (submitted, listed):
+        assert response.status_code == 503
+        assert "job queue is unreachable" in response.json()["detail"]
+
+
 def test_path_outside_the_data_root_is_refused_naming_the_parameter_and_path(api: ApiServer):
     with api.client() as client:
         for bad in ("../secrets", "/etc/passwd", "datasets/../../x"):

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 from tests.api.conftest import BUNDLE_NAME, CLASSES, ApiServer, Process, class_png
-from tigertrap.core.redis_server import free_port
 
 
 def test_health_reports_redis_and_the_workers_of_each_queue(api: ApiServer,
@@ -21,9 +19,8 @@ def test_health_reports_redis_and_the_workers_of_each_queue(api: ApiServer,
     assert len(body["workers"]["detect"]) == 1 and body["workers"]["train"] == []
 
 
-def test_health_without_redis_says_degraded(start_server, api_data: Path):
-    lonely = start_server(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", MODEL="")
-    with lonely.client() as client:
+def test_health_without_redis_says_degraded(api_without_redis: ApiServer):
+    with api_without_redis.client() as client:
         body = client.get("/health").json()
     assert (body["status"], body["redis"], body["model"]) == ("degraded", False, None)
 

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import kombu.exceptions
+import redis
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -33,6 +35,8 @@ __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 
+#: What a lost connection to the job queue raises (redis directly, or Celery's kombu).
+QUEUE_ERRORS: tuple[type[Exception], ...] = (redis.RedisError, kombu.exceptions.OperationalError)
 #: pydantic's prefix on messages of custom validators; the message itself says enough.
 VALUE_ERROR = "Value error, "
 
@@ -105,6 +109,13 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DetectionFailed)
     async def detection_failed(request: Request, error: DetectionFailed) -> JSONResponse:
         return _error(error.status_code, error.message)
+
+    async def queue_down(request: Request, error: Exception) -> JSONResponse:
+        return _error(503, f"the job queue is unreachable ({type(error).__name__}: {error}); "
+                           "is Redis running and REDIS_URL right?")
+
+    for unreachable in QUEUE_ERRORS:
+        app.add_exception_handler(unreachable, queue_down)
 
     @app.exception_handler(EngineOverloaded)
     async def overloaded(request: Request, error: EngineOverloaded) -> JSONResponse:

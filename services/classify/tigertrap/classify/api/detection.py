@@ -43,7 +43,7 @@ WEIGHTS_SUFFIXES = (".pt", ".pb", ".onnx", ".torchscript")
 
 
 class DetectionFailed(Exception):
-    """Detection could not run; ``status_code`` is 502 (failed), 503 (queue down) or 504."""
+    """Detection could not run; ``status_code`` is 502 (failed) or 504 (timed out)."""
 
     def __init__(self, status_code: int, message: str) -> None:
         super().__init__(message)
@@ -81,10 +81,7 @@ class QueueDetector:
             "THRESHOLD": self.settings.detection_threshold,
             "RECURSIVE": False,
         })
-        try:
-            return submit_job([step], url=self.settings.redis_url)
-        except Exception as error:  # redis or kombu connection errors
-            raise DetectionFailed(503, f"the job queue is unreachable: {error}") from error
+        return submit_job([step], url=self.settings.redis_url)
 
     async def _wait(self, job_id: str) -> None:
         url = self.settings.redis_url

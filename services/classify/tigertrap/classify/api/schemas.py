@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from tigertrap.core.jobs import JobStatus, StageRequest
+from tigertrap.core.queue import STAGES
 
 __all__ = [
     "ClassifiedImage",
@@ -57,6 +58,13 @@ class JobRequest(BaseModel):
     stages: list[StageRequest] | None = Field(default=None, min_length=1)
     stage: str | None = Field(default=None, description="shortcut for a one-stage job")
     params: dict[str, Any] | None = Field(default=None, description="with ``stage``")
+
+    @field_validator("stage")
+    @classmethod
+    def _known_stage(cls, value: str | None) -> str | None:
+        if value is not None and value not in STAGES:
+            raise ValueError(f"unknown stage {value!r}; stages are {', '.join(STAGES)}")
+        return value
 
     @model_validator(mode="after")
     def _one_form(self) -> JobRequest:

@@ -55,21 +55,14 @@ def _check_paths(steps: list[StageRequest], root: DataRoot) -> None:
                            "are relative to the data root") from None
 
 
-def _queue_down(error: Exception) -> HTTPException:
-    return HTTPException(status_code=503, detail=f"the job queue is unreachable: {error}")
-
-
 @router.post("", status_code=202, response_model=JobResponse,
              responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
 def create_job(body: JobRequest, settings: SettingsDep) -> JobResponse:
     """Queue a stage or a pipeline; every path parameter must lie under the data root."""
     steps = body.steps()
     _check_paths(steps, settings.data_root())
-    try:
-        job_id = submit_job(steps, url=settings.redis_url)
-        return JobResponse.of(job_status(job_id, url=settings.redis_url))
-    except Exception as error:  # redis / kombu connection errors
-        raise _queue_down(error) from error
+    job_id = submit_job(steps, url=settings.redis_url)
+    return JobResponse.of(job_status(job_id, url=settings.redis_url))
 
 
 @router.get("", response_model=list[JobResponse])
