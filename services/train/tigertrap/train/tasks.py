@@ -14,19 +14,25 @@ from tigertrap.core.config import CoreSettings, load_settings
 from tigertrap.core.paths import DataRoot
 from tigertrap.core.queue import ProgressFn, stage_task
 
-__all__ = ["train"]
+__all__ = ["job_settings", "train"]
+
+
+def job_settings(params: dict[str, Any], root: DataRoot) -> Any:
+    """The job's :class:`~tigertrap.train.config.TrainSettings`, every path resolved under
+    ``root`` (absolute paths and ``..`` are refused)."""
+    from tigertrap.train.config import TrainSettings, resolve_paths
+
+    given = {str(key).lower(): value for key, value in params.items()}
+    return resolve_paths(load_settings(TrainSettings, **given), root.resolve)
 
 
 @stage_task("train")
 def train(params: dict[str, Any], progress: ProgressFn) -> dict[str, Any]:
     """Train, evaluate and export a classifier for a job; resumes a redelivered job."""
-    from tigertrap.train.config import TrainSettings, resolve_paths
     from tigertrap.train.training import train as run_training
 
     root = DataRoot(load_settings(CoreSettings).tigertrap_data)
-    given = {str(key).lower(): value for key, value in params.items()}
-    settings = resolve_paths(load_settings(TrainSettings, **given), root.resolve)
-    result = run_training(settings, progress=progress)
+    result = run_training(job_settings(params, root), progress=progress)
     return {"run_dir": root.relative(result.run_dir),
             "bundle_dir": root.relative(result.bundle_dir),
             "epochs": result.epochs, "metrics": result.metrics}
