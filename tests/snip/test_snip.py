@@ -1,0 +1,224 @@
+"""The snip stage: mewc-snip's crops, named by detection index, robust and resumable."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tigertrap.core.config import load_settings
+from tigertrap.core.md_results import Detection, ImageResult, MDResults, write_md_results
+from tigertrap.snip.config import SnipSettings
+from tigertrap.snip.snip import run_snip
+
+MS_DIR = "md_outputs/microsoft_CameraTraps_test_images"
+MS_FILE = "expected_output_DRAFT.json"
+ECO_DIR = "md_outputs/PetervanLunteren_EcoAssist_test_images"
+FRAME = "wcs_camera_traps_animals_0245_1477.jpg"
+
+
+def settings(**values) -> SnipSettings:
+    return load_settings(SnipSettings, **values)
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def expected_names(md_file: Path, lower_conf: float = 0.05) -> set[str]:
+    names = set()
+    for image in json.loads(md_file.read_text())["images"]:
+        if not (md_file.parent / image["file"]).is_file():
+            continue
+        stem, _, ext = Path(image["file"]).name.rpartition(".")
+        names |= {f"{stem}-{i}.{ext}" for i, d in enumerate(image["detections"] or [])
+                  if d["category"] == "1" and d["conf"] >= lower_conf}
+    return names
+
+
+def test_format_1_1_file_gives_one_snip_per_animal_detection_named_by_index(fixtures_dir,
+                                                                            tmp_path):
+    folder = fixtures_dir / MS_DIR
+    summary = run_snip(settings(input_dir=folder, md_file=MS_FILE, snip_dir=str(tmp_path / "s"),
+                                snip_size=96))
+    files = {p.name for p in (tmp_path / "s").glob("*.JPG")} | \
+            {p.name for p in (tmp_path / "s").glob("*.jpg")}
+    assert files == expected_names(folder / MS_FILE)
+    assert summary.written == len(files)
+    missing = [item for item, reason in summary.failures if reason == "image not found"]
+    assert len(missing) == len({i["file"] for i in json.loads((folder / MS_FILE).read_text())[
+        "images"] if not (folder / i["file"]).is_file() and any(
+        d["category"] == "1" and d["conf"] >= 0.05 for d in i["detections"])})
+    for path in (tmp_path / "s").iterdir():
+        if path.suffix.lower() == ".jpg":
+            with Image.open(path) as snip:
+                assert snip.size == (96, 96)
+
+
+def test_format_1_2_file_with_absolute_paths_finds_images_by_their_tail(fixtures_dir, tmp_path):
+    summary = run_snip(settings(input_dir=fixtures_dir / ECO_DIR, md_file="output.json",
+                                snip_dir=str(tmp_path / "s"), snip_size=64))
+    assert sorted(p.relative_to(tmp_path / "s").as_posix()
+                  for p in (tmp_path / "s").rglob("*.jpg")) == ["test_images/2-0.jpg"]
+    assert summary.written == 1
+    # 1.jpg has an animal but is not shipped with the fixture: a recorded failure
+    assert [reason for _, reason in summary.failures] == ["image not found"]
+
+
+def test_low_confidence_and_non_animal_detections_do_not_shift_snip_numbers(fixtures_dir,
+                                                                            tmp_path):
+    shutil.copy(fixtures_dir / MS_DIR / FRAME, tmp_path / "frame.jpg")
+    boxes = [(0.01, 0.01, 0.2, 0.2), (0.3, 0.3, 0.2, 0.2), (0.1, 0.5, 0.3, 0.3),
+             (0.6, 0.1, 0.2, 0.4)]
+    write_md_results(MDResults(images=[ImageResult(file="frame.jpg", detections=[
+        Detection(category="1", conf=0.02, bbox=boxes[0]),   # below LOWER_CONF, first
+        Detection(category="2", conf=0.90, bbox=boxes[1]),   # a person between animals
+        Detection(category="1", conf=0.80, bbox=boxes[2]),
+        Detection(category="1", conf=0.30, bbox=boxes[3]),
+    ])]), tmp_path / "md.json")
+    # write_md_results sorts by conf: read back the order as written in the file
+    written = [tuple(d["bbox"]) for d in
+               json.loads((tmp_path / "md.json").read_text())["images"][0]["detections"]]
+    run_snip(settings(input_dir=tmp_path, snip_size=32))
+    rows = read_rows(tmp_path / "snips" / "snips.csv")
+    assert {r["snip"]: int(r["detection_index"]) for r in rows} == {
+        f"frame-{written.index(boxes[2])}.jpg": written.index(boxes[2]),
+        f"frame-{written.index(boxes[3])}.jpg": written.index(boxes[3])}
+    for row in rows:  # each snip really shows the box its index names
+        assert tuple(float(row[k]) for k in ("bbox_x", "bbox_y", "bbox_w", "bbox_h")) == \
+            written[int(row["detection_index"])]
+
+
+def reference_crop(path: Path, bbox, size: int) -> np.ndarray:
+    from megadetector.visualization import visualization_utils as viz
+
+    image = viz.load_image(str(path))
+    crop = viz.crop_image([{"conf": 1.0, "bbox": list(bbox)}], image, confidence_threshold=0,
+                          expansion=0)[0]
+    return np.asarray(crop.resize((size, size), Image.Resampling.LANCZOS), dtype=np.float64)
+
+
+@pytest.mark.parametrize("draft", [False, True])
+def test_snips_match_megadetector_crop_within_two_grey_levels(fixtures_dir, tmp_path, draft):
+    folder = fixtures_dir / MS_DIR
+    run_snip(settings(input_dir=folder, md_file=MS_FILE, snip_dir=str(tmp_path / "s"),
+                      draft=draft))
+    rows = read_rows(tmp_path / "s" / "snips.csv")
+    assert len(rows) > 20
+    for row in rows[::3]:
+        bbox = [float(row[k]) for k in ("bbox_x", "bbox_y", "bbox_w", "bbox_h")]
+        expected = reference_crop(folder / row["image"], bbox, 600)
+        actual = np.asarray(Image.open(tmp_path / "s" / row["snip"]), dtype=np.float64)
+        assert np.abs(actual - expected).mean() <= 2.0, row["snip"]
+
+
+def test_broken_inputs_become_failures_and_the_batch_goes_on(fixtures_dir, tmp_path):
+    shutil.copy(fixtures_dir / "edge_cases" / "cameratrapai_african_elephants_truncated_file.jpg",
+                tmp_path / "truncated.jpg")
+    shutil.copy(fixtures_dir / "edge_cases"
+                / "cameratrapai_african_elephants_with_exif_orientation.jpg",
+                tmp_path / "rotated.jpg")
+    source = Image.open(fixtures_dir / MS_DIR / FRAME).convert("RGB")
+    source.convert("CMYK").save(tmp_path / "cmyk.jpg")
+    source.resize((5152, 3968)).save(tmp_path / "big.jpg", quality=80)
+    (tmp_path / "notimage.jpg").write_text("<html>error</html>")
+    box = Detection(category="1", conf=0.9, bbox=(0.25, 0.25, 0.5, 0.5))
+    entries = [ImageResult(file=name, detections=[box]) for name in
+               ("truncated.jpg", "rotated.jpg", "cmyk.jpg", "big.jpg", "notimage.jpg",
+                "missing.jpg")]
+    entries.append(ImageResult(file="big.jpg.zero", detections=[]))
+    entries.append(ImageResult(file="rotated.jpg", detections=[
+        Detection(category="1", conf=0.9, bbox=(0.3, 0.3, 0.0, 0.2))]))
+    entries[-1] = ImageResult(file="cmyk.jpg", detections=[
+        box, Detection(category="1", conf=0.5, bbox=(1.5, 1.5, 0.1, 0.1))])
+    write_md_results(MDResults(images=entries), tmp_path / "md.json")
+    summary = run_snip(settings(input_dir=tmp_path, snip_size=64))
+    failed = dict(summary.failures)
+    assert "truncated" in failed["truncated.jpg"]
+    assert "not an image" in failed["notimage.jpg"]
+    assert failed["missing.jpg"] == "image not found"
+    assert "no area" in failed["cmyk-1.jpg"]
+    for name in ("rotated-0.jpg", "cmyk-0.jpg", "big-0.jpg"):
+        with Image.open(tmp_path / "snips" / name) as snip:
+            assert snip.size == (64, 64) and snip.mode == "RGB"
+
+
+def test_exif_rotation_is_applied_before_cropping(fixtures_dir, tmp_path):
+    shutil.copy(fixtures_dir / "edge_cases"
+                / "cameratrapai_african_elephants_with_exif_orientation.jpg", tmp_path / "r.jpg")
+    write_md_results(MDResults(images=[ImageResult(file="r.jpg", detections=[
+        Detection(category="1", conf=0.9, bbox=(0.0, 0.0, 0.5, 1.0))])]), tmp_path / "md.json")
+    run_snip(settings(input_dir=tmp_path, snip_size=600, draft=False))
+    from tigertrap.core.images import open_image
+
+    upright = open_image(tmp_path / "r.jpg")
+    expected = upright.crop((0, 0, upright.width * 0.5, upright.height - 1)).resize(
+        (600, 600), Image.Resampling.LANCZOS)
+    expected.save(tmp_path / "expected.jpg", quality=95)  # the same JPEG encoding as snips
+    actual = np.asarray(Image.open(tmp_path / "snips" / "r-0.jpg"), dtype=np.float64)
+    wanted = np.asarray(Image.open(tmp_path / "expected.jpg"), dtype=np.float64)
+    assert np.abs(actual - wanted).mean() <= 2.0
+    with Image.open(tmp_path / "r.jpg") as raw:  # the same box on the unrotated pixels
+        sideways = raw.convert("RGB").crop((0, 0, raw.width * 0.5, raw.height - 1)).resize(
+            (600, 600), Image.Resampling.LANCZOS)
+    assert np.abs(actual - np.asarray(sideways, dtype=np.float64)).mean() > 10.0
+
+
+def test_rerun_skips_complete_snips_and_keeps_one_row_each(fixtures_dir, tmp_path):
+    folder = fixtures_dir / MS_DIR
+    options = {"input_dir": folder, "md_file": MS_FILE, "snip_dir": str(tmp_path / "s"),
+               "snip_size": 48}
+    first = run_snip(settings(**options))
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "s").rglob("*.[jJ][pP][gG]")}
+    second = run_snip(settings(**options))
+    assert second.written == 0 and second.skipped == first.written
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert len(read_rows(tmp_path / "s" / "snips.csv")) == first.written
+
+
+def test_square_method_max_crops_and_categories(fixtures_dir, tmp_path):
+    shutil.copy(fixtures_dir / MS_DIR / FRAME, tmp_path / "f.jpg")
+    write_md_results(MDResults(images=[ImageResult(file="f.jpg", detections=[
+        Detection(category="1", conf=0.9, bbox=(0.1, 0.1, 0.4, 0.1)),
+        Detection(category="1", conf=0.5, bbox=(0.5, 0.5, 0.1, 0.1)),
+        Detection(category="2", conf=0.8, bbox=(0.6, 0.2, 0.1, 0.3))])]), tmp_path / "md.json")
+    run_snip(settings(input_dir=tmp_path, snip_size=32, max_crops=1, categories="animal,person",
+                      crop_method="square"))
+    assert sorted(r["snip"] for r in read_rows(tmp_path / "snips" / "snips.csv")) == [
+        "f-0.jpg"]
+    run_snip(settings(input_dir=tmp_path, snip_dir="all", snip_size=32,
+                      categories="animal,person"))
+    assert sorted(r["category"] for r in read_rows(tmp_path / "all" / "snips.csv")) == [
+        "1", "1", "2"]
+
+
+def test_manifest_labels_go_into_snips_csv_and_by_class_layout(fixtures_dir, tmp_path):
+    images = tmp_path / "dataset" / "images"
+    (images / "train" / "tiger").mkdir(parents=True)
+    shutil.copy(fixtures_dir / MS_DIR / FRAME, images / "train" / "tiger" / "a.jpg")
+    (tmp_path / "dataset" / "manifest.csv").write_text(
+        "class_name,split,path\ntiger,train,images/train/tiger/a.jpg\n")
+    write_md_results(MDResults(images=[ImageResult(file="train/tiger/a.jpg", detections=[
+        Detection(category="1", conf=0.9, bbox=(0.1, 0.1, 0.4, 0.4))])]), images / "md.json")
+    run_snip(settings(input_dir=images, snip_size=32, by_class=True))
+    row = read_rows(images / "snips" / "snips.csv")[0]
+    assert (row["snip"], row["class"], row["split"]) == ("train/tiger/a-0.jpg", "tiger", "train")
+    linked = images / "snips" / "by_class" / "train" / "tiger" / "train__tiger__a-0.jpg"
+    assert linked.samefile(images / "snips" / "train" / "tiger" / "a-0.jpg")
+
+
+def test_bad_setting_names_the_key(monkeypatch):
+    from tigertrap.core.config import ConfigError
+
+    monkeypatch.setenv("SNIP_SIZE", "big")
+    with pytest.raises(ConfigError, match="SNIP_SIZE"):
+        settings()
+    monkeypatch.delenv("SNIP_SIZE")
+    with pytest.raises(ConfigError, match="CATEGORIES"):
+        settings(categories="lion")
