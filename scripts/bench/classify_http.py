@@ -23,11 +23,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import numpy as np
 
+# The model and crops of the sibling benchmark (classify_engine.py), so the figures compare.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from classify_engine import (
     BACKBONE,
@@ -38,7 +40,6 @@ from classify_engine import (
     engine_predict,
     machine,
     make_snips,
-    timed,
 )
 
 from tigertrap.classify.engine import InferenceEngine
@@ -49,12 +50,18 @@ START_TIMEOUT_S = 180
 POLL_S = 0.2
 
 
+def _crops_per_second(run: Callable[[], int]) -> float:
+    start = time.perf_counter()
+    crops = run()
+    return crops / (time.perf_counter() - start)
+
+
 def offline_rate(bundle: Path, snips: list[Path], rounds: int) -> float:
     """Best crops/s of decode threads + engine batches over ``snips``."""
     with InferenceEngine(bundle, backend="onnx", max_batch_size=BATCH_SIZE) as engine:
         run = engine_predict(engine, snips)
         run()  # warm-up
-        return max(count / seconds for count, seconds in (timed(run) for _ in range(rounds)))
+        return max(_crops_per_second(run) for _ in range(rounds))
 
 
 class Server:
@@ -137,7 +144,8 @@ def main() -> None:
     p50, p99 = np.percentile(latencies, [50, 99]) * 1000
 
     print(f"model {BACKBONE} {INPUT_SIZE}px, 600 px JPEG crops; engine batch {BATCH_SIZE}, "
-          f"server MAX_WAIT_MS {args.max_wait_ms:g}; best of {args.rounds} rounds; {machine()}")
+          f"server MAX_WAIT_MS {args.max_wait_ms:g}; best of {args.rounds} rounds; {machine()}; "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(f"{'way':<58} {'crops/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     print(f"{'offline: decode threads + InferenceEngine.predict':<58} {offline:>8.1f}")
     label = f"HTTP POST /v1/classify, {args.clients} clients x 1 crop, {args.requests} requests"

@@ -65,7 +65,7 @@ class ApiSettings(StageSettings):
                                        description="detections returned at or above this conf")
     detect_timeout_s: float = Field(default=300.0, gt=0, description="wait for a detect job")
     detect_poll_s: float = Field(default=0.2, gt=0, description="job status poll interval")
-    health_timeout_s: float = Field(default=1.0, gt=0, description="worker ping timeout")
+    health_timeout_s: float = Field(default=0.5, gt=0, description="worker ping timeout")
 
     def data_root(self) -> DataRoot:
         """The data root all request paths are relative to."""
