@@ -6,7 +6,13 @@ import os
 
 import pytest
 
-from tigertrap.core.paths import TEMP_SUFFIX, DataRoot, PathOutsideDataRoot, atomic_write
+from tigertrap.core.paths import (
+    TEMP_SUFFIX,
+    DataRoot,
+    PathOutsideDataRoot,
+    atomic_write,
+    remove_partials,
+)
 
 
 def test_relative_paths_resolve_under_the_root(tmp_path):
@@ -49,3 +55,11 @@ def test_atomic_write_replaces_only_when_complete(tmp_path):
     assert target.read_text() == "first"
     assert [p.name for p in target.parent.iterdir()] == ["result.txt"]
     assert not any(name.endswith(TEMP_SUFFIX) for name in os.listdir(target.parent))
+
+
+def test_partials_of_a_killed_writer_are_removed_and_outputs_kept(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / f".snip-0.jpg.x1{TEMP_SUFFIX}").write_bytes(b"half")
+    (tmp_path / "a" / "snip-1.jpg").write_bytes(b"whole")
+    assert remove_partials(tmp_path) == 1
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["snip-1.jpg"]

@@ -27,6 +27,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "remove_partials",
 ]
 
 #: Suffix of in-progress files; never a complete output, safe to delete on restart.
@@ -120,3 +121,20 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 def atomic_write_json(path: str | os.PathLike[str], data: Any, *, indent: int | None = 1) -> None:
     """Write ``data`` as JSON to ``path`` atomically."""
     atomic_write_text(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
+
+
+def remove_partials(folder: str | os.PathLike[str]) -> int:
+    """Delete the temporary files :func:`atomic_write` leaves when its process is killed.
+
+    A stage calls this on its output folder before it starts; only one task works on a job's
+    outputs at a time, so every ``.partial`` file found then is dead. Returns how many went.
+    """
+    removed = 0
+    root = Path(folder)
+    if not root.is_dir():
+        return 0
+    for path in root.rglob(f".*{TEMP_SUFFIX}"):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
+    return removed

@@ -30,7 +30,7 @@ from PIL import Image
 from tigertrap.core.crops import EmptyBoxError, crop_detection, draft_size
 from tigertrap.core.images import ImageLoadError, image_size, open_image
 from tigertrap.core.md_results import MDResults, locate_image, read_md_results
-from tigertrap.core.paths import atomic_write, atomic_write_bytes
+from tigertrap.core.paths import atomic_write, atomic_write_bytes, remove_partials
 from tigertrap.snip.config import SnipSettings
 from tigertrap.snip.labels import ImageLabel, find_manifest, read_labels
 
@@ -224,6 +224,7 @@ def run_snip(settings: SnipSettings, progress: Progress | None = None) -> SnipSu
     labels = read_labels(manifest) if manifest else {}
     plans = plan_snips(results, md_path.parent, settings, labels)
     snips_dir = settings.snips_path
+    remove_partials(snips_dir)  # left by a worker that was killed mid-write
     summary = SnipSummary(images=len(results.images), images_with_crops=len(plans),
                           crops=sum(len(p.crops) for p in plans), snips_dir=snips_dir,
                           snips_csv=snips_dir / SNIPS_CSV)
