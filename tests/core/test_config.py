@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import model_validator
 
 from tigertrap.core.config import ConfigError, StageSettings, load_settings
 
@@ -62,3 +63,19 @@ def test_unknown_direct_setting_is_refused():
 def test_missing_yaml_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="nope.yaml"):
         load_settings(ExampleSettings, yaml_file=tmp_path / "nope.yaml")
+
+
+class PairedSettings(StageSettings):
+    low: float = 0.1
+    high: float = 0.9
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PairedSettings:
+        if self.low > self.high:
+            raise ValueError("LOW must not exceed HIGH")
+        return self
+
+
+def test_error_of_a_whole_settings_check_is_its_own_message():
+    with pytest.raises(ConfigError, match=r"\(settings\): LOW must not exceed HIGH$"):
+        load_settings(PairedSettings, low=0.95)

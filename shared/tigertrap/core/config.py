@@ -95,8 +95,10 @@ class CoreSettings(StageSettings):
 
 def _describe_error(cls: type[StageSettings], error: dict[str, Any]) -> ConfigError:
     location = [str(part) for part in error.get("loc", ())]
-    key = cls.key(location[0]) if location else "(unknown)"
-    field = cls.model_fields.get(location[0]) if location else None
+    if not location:  # a validator over several settings: its message names them
+        return ConfigError("(settings)", str(error["msg"]).removeprefix("Value error, "))
+    key = cls.key(location[0])
+    field = cls.model_fields.get(location[0])
     expected = getattr(field.annotation, "__name__", str(field.annotation)) if field else "?"
     if error.get("type") == "missing":
         return ConfigError(key, f"is required (expected {expected})")
