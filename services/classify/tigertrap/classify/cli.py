@@ -93,9 +93,9 @@ def classify(
 ) -> None:
     """Classify the animal detections of a MegaDetector file with a classifier bundle.
 
-    Writes md_classified.json (format 1.6, opens in Timelapse and AddaxAI), predictions.csv
-    and images.csv next to the MD file. Re-running with the same inputs does nothing. Prints a
-    JSON summary.
+    Writes md_classified.json (MD format 1.6), predictions.csv and images.csv by the MD file.
+
+    Re-running with the same inputs does nothing. Prints a JSON summary.
     """
     from tigertrap.classify.batch import classify_md
     from tigertrap.classify.config import ClassifySettings
