@@ -4,7 +4,7 @@ in Timelapse and AddaxAI.
 :func:`classify_md` reads ``MD_FILE`` (any format version), crops each animal detection with
 ``conf >= LOWER_CONF`` exactly as the bundle's manifest says (crop method, snip size, then the
 input size), classifies the crops in batches while a pool of threads decodes the next images,
-and writes three files (atomically) to the output folder:
+and writes (atomically) to the output folder; the tables are built in :mod:`.tables`:
 
 * the MD file, format 1.6, with ``classification_categories`` (the class-map index as a string
   -> class name) and per-detection ``classifications`` (top-k, sorted by score);
@@ -20,9 +20,7 @@ its outputs complete and returns without work.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 from collections import deque
@@ -44,12 +42,23 @@ from tigertrap.classify.sequences import (
     read_sequence_file,
     smooth_scores,
 )
+from tigertrap.classify.tables import (
+    IMAGE_COLUMNS,
+    LONG_COLUMNS,
+    PREDICTION_COLUMNS,
+    Key,
+    Outcome,
+    animal_ids,
+    csv_text,
+    image_rows,
+    long_rows,
+    prediction_rows,
+)
 from tigertrap.core.bundle import BundleManifest, file_sha256
 from tigertrap.core.config import ConfigError
 from tigertrap.core.crops import draft_size
 from tigertrap.core.images import ImageLoadError, image_size, open_image
 from tigertrap.core.md_results import (
-    ANIMAL,
     MDResults,
     locate_image,
     now_timestamp,
@@ -59,31 +68,15 @@ from tigertrap.core.md_results import (
 from tigertrap.core.paths import atomic_write_text
 from tigertrap.core.queue import ProgressFn
 
-__all__ = [
-    "IMAGE_COLUMNS",
-    "LONG_COLUMNS",
-    "PREDICTION_COLUMNS",
-    "ClassifyResult",
-    "classify_md",
-]
+__all__ = ["ClassifyResult", "classify_md"]
 
 log = logging.getLogger(__name__)
 
 #: MegaDetector's wording for an image it could not open, followed by the reason.
 FAILURE_IMAGE_ACCESS = "Failure image access"
-PREDICTION_COLUMNS = ["file", "detection_index", "detection_conf", "bbox_x", "bbox_y", "bbox_w",
-                      "bbox_h", "class_id", "top_class", "top_prob", "sequence"]
-IMAGE_COLUMNS = ["file", "failure", "animals", "classified", "top_class", "top_prob",
-                 "max_detection_conf", "tiger_score", "tiger"]
-#: mewc-predict's long table (filename, class_id, prob, class_name, class_rank) per detection.
-LONG_COLUMNS = ["file", "detection_index", "class_id", "class_name", "prob", "class_rank"]
-PROB_DECIMALS = 4
-CONF_DECIMALS = 3
-BBOX_DECIMALS = 4
 #: Decoded images waiting for the model, per decoding thread.
 PREFETCH_PER_WORKER = 4
 
-Key = tuple[int, int]  # (image entry, detection index in the written order)
 T = TypeVar("T")
 
 
@@ -139,11 +132,6 @@ def _require(settings: ClassifySettings) -> tuple[Path, Path]:
     return settings.md_file, settings.model
 
 
-def _animal_ids(results: MDResults) -> set[str]:
-    ids = {cid for cid, name in results.detection_categories.items() if name == "animal"}
-    return ids or {ANIMAL}
-
-
 def _sort_detections(results: MDResults) -> None:
     """Order detections as :func:`write_md_results` writes them (stable, conf descending), so
     that indices taken here are indices in the written file."""
@@ -156,7 +144,7 @@ def _sort_detections(results: MDResults) -> None:
 
 def _plan(results: MDResults, base: Path, lower_conf: float) -> tuple[list[_ImageWork],
                                                                        dict[int, Path]]:
-    animals = _animal_ids(results)
+    animals = animal_ids(results)
     work, located = [], {}
     for number, entry in enumerate(results.images):
         path = locate_image(entry.file, base)
@@ -282,23 +270,7 @@ def _output_file(entry_file: str, path: Path | None, out_dir: Path) -> str:
         return path.resolve().as_posix()
 
 
-def _csv_text(columns: list[str], rows: Iterable[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-@dataclass
-class _Outcome:
-    raw: dict[Key, np.ndarray]
-    final: dict[Key, np.ndarray]
-    sequence_of: dict[Key, str | None]
-    failures: dict[int, str]
-
-
-def _update_results(results: MDResults, outcome: _Outcome, located: dict[int, Path],
+def _update_results(results: MDResults, outcome: Outcome, located: dict[int, Path],
                     out_dir: Path, engine: InferenceEngine, settings: ClassifySettings,
                     fingerprint: str) -> None:
     for number, entry in enumerate(results.images):
@@ -322,82 +294,6 @@ def _update_results(results: MDResults, outcome: _Outcome, located: dict[int, Pa
             "sequence_source": settings.sequence_source, "fingerprint": fingerprint,
         },
     })
-
-
-def _prediction_rows(results: MDResults, outcome: _Outcome, engine: InferenceEngine
-                     ) -> Iterator[dict[str, Any]]:
-    for (number, index), probabilities in sorted(outcome.final.items()):
-        entry = results.images[number]
-        detection = entry.detections[index]  # type: ignore[index]
-        top = int(np.argmax(probabilities))
-        x, y, w, h = (round(float(v), BBOX_DECIMALS) for v in detection.bbox)
-        yield {"file": entry.file, "detection_index": index,
-               "detection_conf": round(float(detection.conf), CONF_DECIMALS),
-               "bbox_x": x, "bbox_y": y, "bbox_w": w, "bbox_h": h, "class_id": top,
-               "top_class": engine.class_map.name(top),
-               "top_prob": round(float(probabilities[top]), PROB_DECIMALS),
-               "sequence": outcome.sequence_of.get((number, index)) or ""}
-
-
-def _long_rows(results: MDResults, outcome: _Outcome, engine: InferenceEngine
-               ) -> Iterator[dict[str, Any]]:
-    for (number, index), probabilities in sorted(outcome.final.items()):
-        ranks = np.empty(len(probabilities), dtype=int)
-        ranks[np.argsort(-probabilities, kind="stable")] = np.arange(1, len(probabilities) + 1)
-        for class_id, name in engine.class_map.as_dict().items():
-            yield {"file": results.images[number].file, "detection_index": index,
-                   "class_id": class_id, "class_name": name,
-                   "prob": round(float(probabilities[class_id]), PROB_DECIMALS),
-                   "class_rank": int(ranks[class_id])}
-
-
-def _tiger_rule(engine: InferenceEngine, settings: ClassifySettings
-                ) -> Callable[[list[np.ndarray]], tuple[float | None, bool]]:
-    names = engine.class_map.names
-    tiger = names.index(settings.tiger_class) if settings.tiger_class in names else None
-    threshold = settings.tiger_threshold
-    if threshold is None:
-        threshold = engine.manifest.tiger_threshold
-
-    def rule(scores: list[np.ndarray]) -> tuple[float | None, bool]:
-        if tiger is None or not scores:
-            return None, False
-        best = max(float(s[tiger]) for s in scores)
-        if threshold is not None:
-            return best, best >= threshold
-        return best, any(int(np.argmax(s)) == tiger for s in scores)
-
-    return rule
-
-
-def _image_rows(results: MDResults, outcome: _Outcome, engine: InferenceEngine,
-                settings: ClassifySettings) -> Iterator[dict[str, Any]]:
-    per_image: dict[int, list[Key]] = {}
-    for key in outcome.final:
-        per_image.setdefault(key[0], []).append(key)
-    animals = _animal_ids(results)
-    tiger_rule = _tiger_rule(engine, settings)
-    for number, entry in enumerate(results.images):
-        keys = per_image.get(number, [])
-        detections = entry.detections or []
-        best_key = max(keys, key=lambda k: float(outcome.final[k].max()), default=None)
-        top = int(np.argmax(outcome.final[best_key])) if best_key else None
-        # Smoothing may lower a single clear tiger frame; the flag takes the higher score.
-        tiger_score, tiger = tiger_rule([outcome.final[k] for k in keys]
-                                        + [outcome.raw[k] for k in keys])
-        yield {
-            "file": entry.file, "failure": entry.failure or "",
-            "animals": sum(1 for d in detections
-                           if d.category in animals and d.conf >= settings.lower_conf),
-            "classified": len(keys),
-            "top_class": engine.class_map.name(top) if top is not None else "",
-            "top_prob": (round(float(outcome.final[best_key][top]), PROB_DECIMALS)
-                         if best_key and top is not None else ""),
-            "max_detection_conf": (round(max(float(d.conf) for d in detections), CONF_DECIMALS)
-                                   if detections else ""),
-            "tiger_score": round(tiger_score, PROB_DECIMALS) if tiger_score is not None else "",
-            "tiger": str(tiger).lower(),
-        }
 
 
 # -- the stage --------------------------------------------------------------------------------
@@ -462,17 +358,17 @@ def classify_md(settings: ClassifySettings, *, progress: ProgressFn | None = Non
     engine.load()
     raw, failures, times = _classify(work, engine, settings, progress)
     sequence_of = _sequences(settings, raw, located, times)
-    outcome = _Outcome(raw, smooth_scores(raw, sequence_of), sequence_of, failures)
+    outcome = Outcome(raw, smooth_scores(raw, sequence_of), sequence_of, failures)
     out_dir = result.md_file.parent
     _update_results(results, outcome, located, out_dir, engine, settings, fingerprint)
     # Tables first, the MD file last: its fingerprint marks the whole set complete.
     atomic_write_text(result.predictions_csv,
-                      _csv_text(PREDICTION_COLUMNS, _prediction_rows(results, outcome, engine)))
-    atomic_write_text(result.images_csv, _csv_text(
-        IMAGE_COLUMNS, _image_rows(results, outcome, engine, settings)))
+                      csv_text(PREDICTION_COLUMNS, prediction_rows(results, outcome, engine)))
+    atomic_write_text(result.images_csv, csv_text(
+        IMAGE_COLUMNS, image_rows(results, outcome, engine, settings)))
     if result.long_csv is not None:
         atomic_write_text(result.long_csv,
-                          _csv_text(LONG_COLUMNS, _long_rows(results, outcome, engine)))
+                          csv_text(LONG_COLUMNS, long_rows(results, outcome, engine)))
     write_md_results(results, result.md_file)
     result.classified, result.failures = len(raw), len(failures)
     log.info("classified %d detections in %d images (%d failures) -> %s", len(raw),
