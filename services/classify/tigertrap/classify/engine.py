@@ -128,8 +128,8 @@ class InferenceEngine:
 
     Args:
         bundle_dir: the bundle folder (checked with :func:`tigertrap.core.bundle.verify_bundle`).
-        backend: ``"onnx"``, ``"keras"`` or ``"auto"`` (ONNX Runtime when the bundle has
-            ``model.onnx`` and onnxruntime imports, else Keras).
+        backend: ``"onnx"``, ``"openvino"``, ``"keras"`` or ``"auto"`` (ONNX Runtime when the
+            bundle has ``model.onnx`` and onnxruntime imports, else Keras).
         max_batch_size: largest batch the batching thread runs.
         max_wait_ms: how long the first crop of a batch waits for company.
         max_queue: crops waiting at most; beyond that :meth:`submit` raises
