@@ -5,15 +5,18 @@ weights, mewc head, focal loss, AdamW amsgrad) for the same number of images per
 
 (a) in memory: every image already decoded and resized in one float32 array, fed to
     ``model.fit(x, y)`` in the epoch's sampled order — the upper bound, no input work at all;
-(b) tigertrap's pipeline: 600 px snip JPEGs on disk, decoded in parallel and resized by tf.data,
-    cached as uint8 after the first epoch, re-sampled per class, shuffled, batched, prefetched
-    (:mod:`tigertrap.train.data`) — what ``tigertrap train`` runs.
+(b) tigertrap's pipeline: 600 px snip JPEGs on disk, decoded in parallel and resized by tf.data
+    into the uint8 memory cache once, then per epoch re-sampled per class, shuffled, gathered in
+    batches, converted and prefetched (:mod:`tigertrap.train.data`) — what ``tigertrap train``
+    runs with ``CACHE=memory`` (``--disk`` also times ``CACHE=disk``: a tf.data cache file
+    streamed through a shuffle buffer).
 
-Each variant runs a warm-up epoch (tracing, filling the cache), then timed epochs; the ratio
+Each variant runs a warm-up epoch (tracing, filling a cache file), then timed epochs; the ratio
 (b)/(a) should be at least 0.9. Measured for the frozen phase (backbone frozen: little compute
 per image, so input work shows most) and the fine-tuning phase (last block unfrozen).
 
-Run: ``.venv/bin/python scripts/bench/train_pipeline.py [--images 96] [--size 160] [--epochs 2]``
+Run: ``.venv/bin/python scripts/bench/train_pipeline.py [--images 96] [--size 160] [--epochs 2]
+[--disk]``
 """
 
 from __future__ import annotations
@@ -79,16 +82,19 @@ def _in_memory(decoded: tf.data.Dataset, labels: np.ndarray, counts: np.ndarray,
 
 
 def _pipeline(split: datasets.LabelledImages, counts: np.ndarray, size: int, unfreeze: bool,
-              epochs: int) -> float:
-    decoded = datasets.decoded_dataset(split, size, "memory")
+              epochs: int, cache_file: Path | None) -> float:
+    if cache_file is None:
+        source: datasets.DecodedImages = datasets.InMemoryImages.load(split, size)
+    else:
+        source = datasets.decoded_dataset(split, size, cache_file)
     model = _build(size, unfreeze)
 
     def epoch(seed: int) -> None:
-        data = datasets.train_dataset(decoded, counts, num_classes=len(CLASSES),
+        data = datasets.train_dataset(source, counts, num_classes=len(CLASSES),
                                       batch_size=BATCH, seed=seed)
         model.fit(data, epochs=1, verbose=0, shuffle=False)
 
-    epoch(0)  # warm-up: tracing and filling the cache
+    epoch(0)  # warm-up: tracing (and filling a cache file)
     start = time.perf_counter()
     for index in range(epochs):
         epoch(index + 1)
@@ -100,6 +106,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=96, help="snips per class on disk")
     parser.add_argument("--size", type=int, default=160, help="model input size")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per variant")
+    parser.add_argument("--disk", action="store_true", help="also time CACHE=disk")
     args = parser.parse_args()
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     model_name = next((line.split(":", 1)[1].strip() for line in cpu.splitlines()
@@ -113,12 +120,18 @@ def main() -> None:
                                        dict.fromkeys(range(len(CLASSES)), args.images), SEED)
         print(f"{len(split)} snips of {SNIP_SIZE} px (JPEG), EN0 at {args.size} px, batch "
               f"{BATCH}, {int(counts.sum())} images per epoch, {args.epochs} timed epochs")
-        decoded = datasets.decoded_dataset(split, args.size, None)
+        decoded = datasets.decoded_dataset(split, args.size)
         for phase, unfreeze in (("frozen backbone", False), ("last block unfrozen", True)):
             memory = _in_memory(decoded, split.labels, counts, args.size, unfreeze, args.epochs)
-            pipeline = _pipeline(split, counts, args.size, unfreeze, args.epochs)
+            pipeline = _pipeline(split, counts, args.size, unfreeze, args.epochs, None)
             print(f"{phase:<20} in-memory tensors {memory:7.1f} img/s | tigertrap pipeline "
-                  f"{pipeline:7.1f} img/s | ratio {pipeline / memory:.2f}")
+                  f"(CACHE=memory) {pipeline:7.1f} img/s | ratio {pipeline / memory:.2f}",
+                  flush=True)
+            if args.disk:
+                cache_file = Path(folder) / f"cache-{unfreeze}" / "train.tfcache"
+                disk = _pipeline(split, counts, args.size, unfreeze, args.epochs, cache_file)
+                print(f"{'':<20} tigertrap pipeline (CACHE=disk, shuffle buffer) {disk:7.1f} "
+                      f"img/s | ratio {disk / memory:.2f}", flush=True)
 
 
 if __name__ == "__main__":

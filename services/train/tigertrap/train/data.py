@@ -11,9 +11,9 @@ a class the map does not know is an error naming the class. Each epoch MEWC re-s
 ``CLASS_SAMPLES_DEFAULT`` images per class (or a per-class count), drawing with replacement only
 for a class that has fewer images than that.
 
-The pipeline decodes in parallel, resizes to the model's input size, caches the decoded ``uint8``
-images (memory or a file) once, then each epoch repeats every cached image as often as the epoch's
-sample drew it, shuffles, batches, augments (RandAugment) and prefetches.
+The pipeline decodes in parallel and resizes to the model's input size once, caching the
+``uint8`` images in memory (one tensor, gathered by index) or in a tf.data cache file; then each
+epoch draws its sample, shuffles, batches, converts, augments (RandAugment) and prefetches.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = [
     "SPLITS",
     "DataError",
+    "DecodedImages",
+    "InMemoryImages",
     "LabelledImages",
     "epoch_counts",
     "eval_dataset",
@@ -90,7 +92,8 @@ def read_folders(root: Path, class_map: ClassMap) -> dict[str, LabelledImages]:
         folder = root / split
         if not folder.is_dir():
             continue
-        pairs = [(str(path), path.parent.name) for path in folder.glob("*/*")
+        pairs = [(str(path), class_dir.name) for class_dir in folder.iterdir()
+                 if class_dir.is_dir() for path in class_dir.rglob("*")
                  if path.is_file() and is_image_file(path)]
         splits[split] = _labelled(pairs, class_map, str(folder))
     return splits
@@ -149,61 +152,117 @@ def _decode(path: tf.Tensor, size: int) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
 
 
-def decoded_dataset(images: LabelledImages, size: int, cache: str | Path | None
+def decoded_dataset(images: LabelledImages, size: int, cache: str | Path | None = None
                     ) -> tf.data.Dataset:
-    """``(uint8 image, label)`` for every image in order, decoded in parallel and cached.
+    """``(uint8 image, label)`` for every image in order, decoded in parallel.
 
-    ``cache`` is ``None`` (no cache), ``"memory"`` or the path of a cache file.
+    ``cache`` is ``None`` or the path of a tf.data cache file (filled on the first full pass).
     """
     import tensorflow as tf
 
     dataset = tf.data.Dataset.from_tensor_slices((list(images.paths), images.labels))
     dataset = dataset.map(lambda path, label: (_decode(path, size), label),
                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if cache == "memory":
-        return dataset.cache()
     if cache:
         Path(cache).parent.mkdir(parents=True, exist_ok=True)
         return dataset.cache(str(cache))
     return dataset
 
 
-def _one_hot(num_classes: int) -> Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
+@dataclass(frozen=True)
+class InMemoryImages:
+    """A split decoded once into one ``uint8`` tensor (the memory cache): batches are gathered
+    from it by index, so each epoch can be sampled and fully shuffled at no decoding cost."""
+
+    images: Any  # tf.Variable, (n, size, size, 3) uint8
+    labels: np.ndarray
+
+    @classmethod
+    def load(cls, images: LabelledImages, size: int) -> InMemoryImages:
+        """Decode every image of ``images`` in parallel into memory."""
+        import tensorflow as tf
+
+        batches = [batch for batch, _ in decoded_dataset(images, size).batch(LOAD_BATCH)
+                   .prefetch(tf.data.AUTOTUNE)]
+        return cls(tf.Variable(tf.concat(batches, axis=0), trainable=False), images.labels)
+
+
+#: Images decoded per step when loading a split into memory.
+LOAD_BATCH = 64
+#: Decoded images of a split: in memory (gathered by index) or a stream (tf.data cache file).
+DecodedImages = InMemoryImages | Any
+
+
+def _to_model_input(num_classes: int
+                    ) -> Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
+    """Batch-level conversion: float32 pixels 0-255 and one-hot labels."""
     import tensorflow as tf
 
-    def convert(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return image, tf.one_hot(label, num_classes)
+    def convert(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return tf.cast(images, tf.float32), tf.one_hot(labels, num_classes)
 
     return convert
 
 
-def train_dataset(decoded: tf.data.Dataset, counts: np.ndarray, *, num_classes: int,
-                  batch_size: int, seed: int, augment: object | None = None) -> tf.data.Dataset:
-    """One epoch: each cached image repeated ``counts[i]`` times, shuffled, batched, augmented
-    (``augment`` is a Keras layer applied to uint8-valued float batches), prefetched."""
+def _gathered(source: InMemoryImages, order: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    import tensorflow as tf
+
+    images, labels = source.images, tf.constant(source.labels)
+
+    def gather(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return tf.gather(images, indices), tf.gather(labels, indices)
+
+    return (tf.data.Dataset.from_tensor_slices(order.astype("int64")).batch(batch_size)
+            .map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
+
+
+def _streamed(decoded: tf.data.Dataset, counts: np.ndarray, batch_size: int, seed: int
+              ) -> tf.data.Dataset:
+    import tensorflow as tf
+
+    draws = tf.data.Dataset.from_tensor_slices(counts)
+    return (tf.data.Dataset.zip(decoded, draws)
+            .filter(lambda item, count: count > 0)
+            .flat_map(lambda item, count: tf.data.Dataset.from_tensors(item).repeat(count))
+            .shuffle(min(int(counts.sum()), SHUFFLE_BUFFER), seed=seed,
+                     reshuffle_each_iteration=False)
+            .batch(batch_size))
+
+
+def train_dataset(source: DecodedImages, counts: np.ndarray, *, num_classes: int,
+                  batch_size: int, seed: int, augment: Any = None) -> tf.data.Dataset:
+    """One epoch: image ``i`` drawn ``counts[i]`` times, shuffled, batched, converted, augmented
+    (``augment``: a Keras layer on float batches of 0-255 pixels), prefetched.
+
+    In memory the shuffle is a full permutation; a streamed source shuffles within
+    :data:`SHUFFLE_BUFFER` images.
+    """
     import tensorflow as tf
 
     batches = -(-int(counts.sum()) // batch_size)
-    draws = tf.data.Dataset.from_tensor_slices(counts)
-    dataset = (tf.data.Dataset.zip(decoded, draws)
-               .filter(lambda item, count: count > 0)
-               .flat_map(lambda item, count: tf.data.Dataset.from_tensors(item).repeat(count))
-               .shuffle(min(int(counts.sum()), SHUFFLE_BUFFER), seed=seed,
-                        reshuffle_each_iteration=False)
-               .map(lambda image, label: (tf.cast(image, tf.float32), label))
-               .map(_one_hot(num_classes))
-               .batch(batch_size)
-               .apply(tf.data.experimental.assert_cardinality(batches)))
+    if isinstance(source, InMemoryImages):
+        order = np.random.default_rng(seed).permutation(np.repeat(np.arange(len(counts)),
+                                                                  counts))
+        dataset = _gathered(source, order, batch_size)
+    else:
+        dataset = _streamed(source, counts, batch_size, seed)
+    dataset = (dataset.apply(tf.data.experimental.assert_cardinality(batches))
+               .map(_to_model_input(num_classes), num_parallel_calls=tf.data.AUTOTUNE,
+                    deterministic=True))
     if augment is not None:
         dataset = dataset.map(lambda images, labels: (augment(images, training=True), labels),
                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def eval_dataset(decoded: tf.data.Dataset, *, num_classes: int, batch_size: int
+def eval_dataset(source: DecodedImages, *, num_classes: int, batch_size: int
                  ) -> tf.data.Dataset:
     """Every image once, in order, batched and prefetched (validation and test)."""
     import tensorflow as tf
 
-    return (decoded.map(lambda image, label: (tf.cast(image, tf.float32), label))
-            .map(_one_hot(num_classes)).batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    if isinstance(source, InMemoryImages):
+        dataset = _gathered(source, np.arange(len(source.labels)), batch_size)
+    else:
+        dataset = source.batch(batch_size)
+    return (dataset.map(_to_model_input(num_classes), num_parallel_calls=tf.data.AUTOTUNE,
+                        deterministic=True).prefetch(tf.data.AUTOTUNE))

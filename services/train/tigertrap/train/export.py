@@ -157,12 +157,16 @@ def export_bundle(model: keras.Model, class_map: ClassMap | Iterable[str],
                   recipe: str = "", metrics: dict[str, Any] | None = None,
                   tiger_threshold: float | None = None, config_hash: str = "",
                   metrics_dir: str | os.PathLike[str] | None = None, version: str = "0.1.0",
-                  extra: dict[str, Any] | None = None) -> Path:
+                  extra: dict[str, Any] | None = None,
+                  allow_custom_layers: bool = False) -> Path:
     """Write the classifier bundle of ``model`` to ``out_dir`` and return ``out_dir``.
 
     ``model`` takes raw RGB 0-255 images of ``input_size`` square and returns one softmax
     probability per class in ``class_map`` order. ``metrics_dir`` (reports, confusion matrices)
-    is copied to ``metrics/``; ``extra`` adds fields to the manifest.
+    is copied to ``metrics/``; ``extra`` adds fields to the manifest. A model with layers plain
+    Keras cannot load (kimm's ConvNeXt ``LayerScale``, ViT ``Attention``) is refused unless
+    ``allow_custom_layers``; then ``model.keras`` needs kimm to load, the manifest lists those
+    layers under ``keras_custom_layers``, and ``model.onnx`` is the portable form.
 
     Raises:
         ExportError: the model's output does not match the class map, its layers cannot be
@@ -173,7 +177,7 @@ def export_bundle(model: keras.Model, class_map: ClassMap | Iterable[str],
     model = plain_model(model)
     _check_shapes(model, classes, input_size)
     foreign = foreign_layers(model)
-    if foreign:
+    if foreign and not allow_custom_layers:
         raise ExportError(f"{name}: layers {', '.join(foreign)} cannot be loaded by plain Keras; "
                           "choose a backbone made of Keras layers (EfficientNet, MobileNet, ...)")
     out = Path(out_dir)
@@ -194,7 +198,7 @@ def export_bundle(model: keras.Model, class_map: ClassMap | Iterable[str],
             backbone=backbone, recipe=recipe, classes=list(classes.names),
             metrics=metrics or {}, tiger_threshold=tiger_threshold, config_hash=config_hash,
             input_range=[0, 255], input_layout="NHWC RGB float32", onnx_input=ONNX_INPUT,
-            onnx_max_abs_difference=difference, **(extra or {}))
+            onnx_max_abs_difference=difference, keras_custom_layers=foreign, **(extra or {}))
         write_manifest(staging, manifest, hash_files=[MODEL_KERAS, MODEL_ONNX, CLASS_MAP_FILE])
         _replace_folder(staging, out)
     except BaseException:

@@ -41,7 +41,7 @@ from tigertrap.train.evaluate import (
     tiger_precision_recall,
     tiger_threshold,
 )
-from tigertrap.train.export import export_bundle
+from tigertrap.train.export import export_bundle, foreign_layers
 from tigertrap.train.model import (
     build_classifier,
     freeze_backbone,
@@ -53,7 +53,6 @@ from tigertrap.train.tracking import TrainingLog
 
 if TYPE_CHECKING:
     import keras
-    import tensorflow as tf
 
 __all__ = ["RunState", "TrainError", "TrainResult", "resolve_class_map", "train"]
 
@@ -202,6 +201,10 @@ class _Run:
         dropouts = self.settings.dropouts or [0.0]
         self.model = build_classifier(backbone, len(self.class_map), head=self.settings.head
                                       or "mewc", dropout=dropouts[0], name=self.settings.savefile)
+        custom = foreign_layers(self.model)
+        if custom:
+            log.warning("%s has layers plain Keras cannot load (%s): its model.keras will need "
+                        "kimm; model.onnx does not", self.spec.kimm_name, ", ".join(custom))
         if self.state.checkpoint:
             self.model.load_weights(self.checkpoints / self.state.checkpoint)
 
@@ -258,15 +261,19 @@ class _Run:
                     (self.checkpoints / stale).unlink()
 
     # --- data ---
-    def decoded(self, split: str) -> tf.data.Dataset:
-        cache: str | Path | None = {"memory": "memory", "none": None}.get(self.settings.cache)
-        if self.settings.cache == "disk":
-            cache = self.run_dir / "cache" / f"{split}-{self.spec.input_size}.tfcache"
+    def decoded(self, split: str) -> datasets.DecodedImages:
+        """The split's decoded images: in memory, or streamed (through a cache file for
+        ``CACHE=disk``); test splits are read once, uncached."""
+        images = self.splits[split]
+        size = self.spec.input_size
+        if self.settings.cache == "memory" and split not in TEST_SPLITS:
+            return datasets.InMemoryImages.load(images, size)
+        cache = None
+        if self.settings.cache == "disk" and split not in TEST_SPLITS:
+            cache = self.run_dir / "cache" / f"{split}-{size}.tfcache"
             for stale in cache.parent.glob(f"{cache.name}*.lockfile"):
                 stale.unlink()
-        if split in TEST_SPLITS:
-            cache = None  # read once
-        return datasets.decoded_dataset(self.splits[split], self.spec.input_size, cache)
+        return datasets.decoded_dataset(images, size, cache)
 
 
 def _save_weights(model: keras.Model, path: Path) -> None:
@@ -507,7 +514,8 @@ def _export(run: _Run, metrics: dict[str, Any]) -> None:
                   metrics_dir=run.run_dir / EVALUATION_DIR,
                   extra={"kimm_model": run.spec.kimm_name, "weights": settings.weights,
                          "seed": settings.seed, "tiger_class": settings.tiger_class,
-                         "tiger_target_recall": settings.tiger_recall})
+                         "tiger_target_recall": settings.tiger_recall},
+                  allow_custom_layers=True)
 
 
 def _enable_determinism() -> None:
