@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -10,6 +11,15 @@ from pathlib import Path
 import pytest
 
 from tigertrap.core.redis_server import RedisServer, start_redis
+
+# PyTorch (with the triton package it loads) crashes the process when it is first imported after
+# TensorFlow has run (exit 139, seen with torch 2.14.1 and tensorflow 2.21): the suite runs both
+# in one process, so it loads PyTorch first.
+with contextlib.suppress(ImportError):
+    import torch  # noqa: F401
+    from torch.utils._triton import has_triton_package
+
+    has_triton_package()
 
 REPO = Path(__file__).resolve().parents[1]
 #: Real camera-trap images, MegaDetector outputs and LILA rows (see SOURCES.md there).

@@ -21,6 +21,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "MAX_PIXELS",
     "ImageLoadError",
+    "ImageSource",
     "image_size",
     "is_image_file",
     "open_image",
