@@ -7,21 +7,21 @@ written in the MD file*. mewc-snip numbers crops with a counter that drifts when
 or non-animal detections come first; here the name is the index, so a snip always points back at
 its detection. The images' sub-folders are kept under ``snips/``.
 
-Images run in parallel threads (Pillow releases the GIL while decoding, resizing and encoding,
-and threads also work inside a Celery worker's daemon process). A large JPEG is decoded at
-1/2, 1/4 or 1/8 scale when every box stays at least ``SNIP_SIZE`` pixels; an image without a
-qualifying detection is never opened. Complete snips are skipped on a re-run; every file is
-written atomically.
+Images run in a pool of processes, one per core (Pillow's JPEG decoder holds the GIL for much
+of its work, so threads barely scale). A large JPEG is decoded at 1/2, 1/4 or 1/8 scale when
+every box stays at least ``SNIP_SIZE`` pixels; an image without a qualifying detection is never
+opened. Complete snips are skipped on a re-run; every file is written atomically.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import multiprocessing
 import os
 import shutil
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -34,7 +34,7 @@ from tigertrap.core.paths import atomic_write, atomic_write_bytes, remove_partia
 from tigertrap.snip.config import SnipSettings
 from tigertrap.snip.labels import ImageLabel, find_manifest, read_labels
 
-__all__ = ["SNIPS_CSV", "Crop", "SnipPlan", "SnipSummary", "plan_snips", "run_snip"]
+__all__ = ["SNIPS_CSV", "Crop", "CropOptions", "SnipPlan", "SnipSummary", "plan_snips", "run_snip"]
 
 SNIPS_CSV = "snips.csv"
 FAILURES_CSV = "snip_failures.csv"
@@ -129,6 +129,21 @@ def plan_snips(results: MDResults, md_dir: Path, settings: SnipSettings,
     return plans
 
 
+@dataclass(frozen=True)
+class CropOptions:
+    """How each snip is made and saved (what a pool process needs, nothing more)."""
+
+    snip_size: int
+    crop_method: str
+    jpeg_quality: int
+    draft: bool
+
+    @classmethod
+    def from_settings(cls, settings: SnipSettings) -> CropOptions:
+        return cls(snip_size=settings.snip_size, crop_method=settings.crop_method,
+                   jpeg_quality=settings.jpeg_quality, draft=settings.draft)
+
+
 @dataclass
 class _Outcome:
     written: list[Crop] = field(default_factory=list)
@@ -144,7 +159,18 @@ def _encode(crop: Image.Image, suffix: str, quality: int) -> bytes:
     return buffer.getvalue()
 
 
-def _snip_image(plan: SnipPlan, snips_dir: Path, settings: SnipSettings) -> _Outcome:
+def _decode(plan: SnipPlan, crops: list[Crop], options: CropOptions) -> Image.Image:
+    """The upright RGB image, at the smallest JPEG scale that keeps every box >= SNIP_SIZE."""
+    assert plan.image is not None
+    wanted = None
+    if options.draft:
+        width, height = image_size(plan.image)
+        wanted = draft_size([c.bbox for c in crops], width, height, options.snip_size)
+    return open_image(plan.image, draft_size=wanted)
+
+
+def _snip_image(plan: SnipPlan, snips_dir: Path, options: CropOptions) -> _Outcome:
+    """Write the missing snips of one image (runs in a pool process)."""
     outcome = _Outcome()
     todo = [c for c in plan.crops if not (snips_dir / c.snip).is_file()]
     outcome.skipped = [c for c in plan.crops if c not in todo]
@@ -154,24 +180,34 @@ def _snip_image(plan: SnipPlan, snips_dir: Path, settings: SnipSettings) -> _Out
         outcome.failures.append((plan.file, "image not found"))
         return outcome
     try:
-        width, height = image_size(plan.image)
-        wanted = (draft_size([c.bbox for c in todo], width, height, settings.snip_size)
-                  if settings.draft else None)
-        image = open_image(plan.image, draft_size=wanted)
+        image = _decode(plan, todo, options)
     except ImageLoadError as error:
         outcome.failures.append((plan.file, error.reason))
         return outcome
     with image:
         for crop in todo:
             try:
-                snip = crop_detection(image, crop.bbox, settings.snip_size, settings.crop_method)
+                snip = crop_detection(image, crop.bbox, options.snip_size, options.crop_method)
             except EmptyBoxError as error:
                 outcome.failures.append((crop.snip, str(error)))
                 continue
-            data = _encode(snip, Path(crop.snip).suffix, settings.jpeg_quality)
+            data = _encode(snip, Path(crop.snip).suffix, options.jpeg_quality)
             atomic_write_bytes(snips_dir / crop.snip, data)
             outcome.written.append(crop)
     return outcome
+
+
+def _pool(workers: int) -> Executor:
+    """Processes, one per worker; threads where processes cannot be started.
+
+    A single worker runs in a thread (no start-up cost, easy to debug). A daemonic process (a
+    Celery prefork pool child) may not start children, so there the images run in threads:
+    correct, but Pillow's decoder scales poorly over threads; a worker with ``--pool solo``
+    or ``--pool threads`` gets the process pool.
+    """
+    if workers <= 1 or multiprocessing.current_process().daemon:
+        return ThreadPoolExecutor(max_workers=workers)
+    return ProcessPoolExecutor(max_workers=workers)
 
 
 def _link(source: Path, target: Path) -> None:
@@ -231,9 +267,10 @@ def run_snip(settings: SnipSettings, progress: Progress | None = None) -> SnipSu
     rows: list[dict[str, object]] = []
     if progress:
         progress(0, len(plans))
-    pool = ThreadPoolExecutor(max_workers=settings.workers or os.cpu_count() or 1)
+    options = CropOptions.from_settings(settings)
+    pool = _pool(settings.workers or os.cpu_count() or 1)
     try:
-        futures = {pool.submit(_snip_image, plan, snips_dir, settings): plan for plan in plans}
+        futures = {pool.submit(_snip_image, plan, snips_dir, options): plan for plan in plans}
         for done, future in enumerate(as_completed(futures), start=1):
             plan, outcome = futures[future], future.result()
             summary.written += len(outcome.written)
@@ -246,7 +283,7 @@ def run_snip(settings: SnipSettings, progress: Progress | None = None) -> SnipSu
             if progress:
                 progress(done, len(plans))
     except BaseException:
-        # Cancelled or failed: stop queued images instead of finishing them.
+        # Cancelled or failed: drop queued images instead of finishing them.
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
