@@ -2,22 +2,27 @@
 
 Both run on the same MD file and images (the real MegaDetector fixture set, repeated to make the
 run long enough to time) and must produce the same set of crops. mewc-snip's loop, as in
-zaandahl/mewc-snip ``src/mewc_snip.py``: full decode with MegaDetector's ``load_image``,
-``crop_image`` at ``LOWER_CONF``, LANCZOS resize to ``SNIP_SIZE``, ``save``; its crop numbering
-is replaced by the detection index so that the two sets can be compared.
+zaandahl/mewc-snip ``src/mewc_snip.py``: every image with any animal detection is fully decoded
+with MegaDetector's ``load_image``, cropped with ``crop_image`` at ``LOWER_CONF``, resized with
+MegaDetector's ``resize_image`` (LANCZOS) to ``SNIP_SIZE`` and saved with Pillow's defaults. Two
+changes, so that the two sets can be compared: crops are named by detection index (mewc-snip's
+counter drifts) and images are found by their relative path (mewc-snip drops sub-folders).
 
-    .venv/bin/python scripts/bench/snip_vs_mewc.py [--repeat 4]
+Prints wall time and CPU time (this process and its children) for each side: the machine may be
+shared, and CPU seconds per crop show the work done whatever else runs.
+
+    .venv/bin/python scripts/bench/snip_vs_mewc.py [--repeat 4] [--workers N]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import shutil
 import tempfile
 import time
 from pathlib import Path
-
-from PIL import Image
 
 from tigertrap.core.config import load_settings
 from tigertrap.core.md_results import MDResults, read_md_results, write_md_results
@@ -60,7 +65,7 @@ def mewc_snip_loop(md_file: Path, out: Path) -> set[str]:
         for (index, detection), crop in zip(kept, crops, strict=True):
             if detection["category"] != "1":
                 continue
-            resized = crop.resize((SNIP_SIZE, SNIP_SIZE), Image.Resampling.LANCZOS)
+            resized = viz.resize_image(crop, SNIP_SIZE, SNIP_SIZE)
             stem, suffix = Path(image["file"]).stem, Path(image["file"]).suffix
             name = f"{Path(image['file']).parent.as_posix()}/{stem}-{index}{suffix}"
             (out / name).parent.mkdir(parents=True, exist_ok=True)
@@ -69,30 +74,53 @@ def mewc_snip_loop(md_file: Path, out: Path) -> set[str]:
     return made
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its reaped children."""
+    own, children = (resource.getrusage(who) for who in
+                     (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed(run):
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    value = run()
+    return value, time.perf_counter() - wall, cpu_seconds() - cpu
+
+
+def snips_on_disk(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")
+            if p.suffix.lower() == ".jpg"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=4, help="copies of the fixture set")
+    parser.add_argument("--workers", type=int, default=None, help="tigertrap processes")
     args = parser.parse_args()
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
     with tempfile.TemporaryDirectory() as tmp:
         md_file = build_dataset(Path(tmp) / "images", args.repeat)
-        start = time.perf_counter()
-        reference = mewc_snip_loop(md_file, Path(tmp) / "mewc")
-        mewc_s = time.perf_counter() - start
-
-        settings = load_settings(SnipSettings, input_dir=md_file.parent,
-                                 snip_dir=str(Path(tmp) / "tigertrap"),
-                                 lower_conf=LOWER_CONF, snip_size=SNIP_SIZE)
-        start = time.perf_counter()
-        summary = run_snip(settings)
-        ours_s = time.perf_counter() - start
-        ours = {p.relative_to(Path(tmp) / "tigertrap").as_posix()
-                for p in (Path(tmp) / "tigertrap").rglob("*") if p.suffix.lower() == ".jpg"}
-    assert ours == reference, f"different crops: {sorted(ours ^ reference)[:5]}"
+        # Warm the page cache and imports so that neither side pays for the other's first read.
+        mewc_snip_loop(md_file, Path(tmp) / "warm")
+        reference, mewc_s, mewc_cpu = timed(lambda: mewc_snip_loop(md_file, Path(tmp) / "mewc"))
+        runs = {}
+        for label, workers in (("tigertrap snip, 1 process", 1),
+                               ("tigertrap snip, all cores", args.workers or os.cpu_count())):
+            out = Path(tmp) / f"tigertrap{workers}"
+            settings = load_settings(SnipSettings, input_dir=md_file.parent, snip_dir=str(out),
+                                     lower_conf=LOWER_CONF, snip_size=SNIP_SIZE, workers=workers)
+            summary, wall, cpu = timed(lambda settings=settings: run_snip(settings))
+            ours = snips_on_disk(out)
+            assert ours == reference, f"different crops: {sorted(ours ^ reference)[:5]}"
+            assert not summary.failures, summary.failures[:3]
+            runs[label] = (wall, cpu)
     crops = len(reference)
-    print(f"crops: {crops} from {summary.images_with_crops} images (same set: yes)")
-    print(f"mewc-snip loop : {mewc_s:7.2f} s  {crops / mewc_s:7.1f} crops/s")
-    print(f"tigertrap snip : {ours_s:7.2f} s  {crops / ours_s:7.1f} crops/s")
-    print(f"speed-up       : {mewc_s / ours_s:.2f}x")
+    print(f"crops: {crops} from {summary.images_with_crops} images (same set on both sides: yes)")
+    print(f"{'':28}{'wall s':>8}{'crops/s':>9}{'CPU s':>8}{'crops/CPU s':>13}{'speed-up':>10}")
+    rows = {"mewc-snip loop (1 process)": (mewc_s, mewc_cpu), **runs}
+    for label, (wall, cpu) in rows.items():
+        print(f"{label:28}{wall:8.2f}{crops / wall:9.1f}{cpu:8.2f}{crops / cpu:13.1f}"
+              f"{mewc_s / wall:9.2f}x")
 
 
 if __name__ == "__main__":

@@ -222,3 +222,36 @@ def test_bad_setting_names_the_key(monkeypatch):
     monkeypatch.delenv("SNIP_SIZE")
     with pytest.raises(ConfigError, match="CATEGORIES"):
         settings(categories="lion")
+
+
+def test_service_env_file_loads_with_mewc_defaults():
+    env_file = Path(__file__).resolve().parents[2] / "services" / "snip" / "snip.env"
+    loaded = load_settings(SnipSettings, env_file=env_file)
+    assert (loaded.md_file, loaded.snip_dir, loaded.lower_conf, loaded.snip_size,
+            loaded.categories) == ("md.json", "snips", 0.05, 600, ["1"])
+
+
+def test_comma_separated_categories_and_class_limits_from_the_environment(monkeypatch):
+    monkeypatch.setenv("CATEGORIES", "animal,vehicle")
+    monkeypatch.setenv("MAX_CROPS_BY_CLASS", "tiger=10, deer=2")
+    loaded = settings()
+    assert loaded.categories == ["1", "3"]
+    assert loaded.max_crops_by_class == {"tiger": 10, "deer": 2}
+
+
+def test_per_class_limit_overrides_max_crops_for_images_of_that_class(fixtures_dir, tmp_path):
+    images = tmp_path / "images"
+    for name in ("tiger", "deer"):
+        (images / name).mkdir(parents=True)
+        shutil.copy(fixtures_dir / MS_DIR / FRAME, images / name / "a.jpg")
+    (images / "manifest.csv").write_text(
+        "class_name,split,path\ntiger,train,tiger/a.jpg\ndeer,train,deer/a.jpg\n")
+    detections = [Detection(category="1", conf=0.9 - 0.1 * i, bbox=(0.1 * i, 0.1, 0.1, 0.1))
+                  for i in range(4)]
+    write_md_results(MDResults(images=[ImageResult(file=f"{name}/a.jpg", detections=detections)
+                                       for name in ("tiger", "deer")]), images / "md.json")
+    run_snip(settings(input_dir=images, snip_size=32, max_crops=1,
+                      max_crops_by_class="tiger=3"))
+    rows = read_rows(images / "snips" / "snips.csv")
+    assert sorted(r["snip"] for r in rows) == [
+        "deer/a-0.jpg", "tiger/a-0.jpg", "tiger/a-1.jpg", "tiger/a-2.jpg"]

@@ -27,6 +27,9 @@ def snip(
         help="Comma-separated categories to crop: animal,person,vehicle [CATEGORIES].")] = None,
     max_crops: Annotated[int | None, typer.Option(
         help="At most this many crops per image, highest confidence first [MAX_CROPS].")] = None,
+    max_crops_by_class: Annotated[str | None, typer.Option(
+        help="Per class label (from the manifest) limits, e.g. tiger=10,deer=2 "
+             "[MAX_CROPS_BY_CLASS].")] = None,
     jpeg_quality: Annotated[int | None, typer.Option(help="JPEG quality [JPEG_QUALITY, 95].")
                             ] = None,
     manifest: Annotated[Path | None, typer.Option(
@@ -51,7 +54,8 @@ def snip(
     settings = load_settings(
         SnipSettings, yaml_file=config, env_file=env_file, input_dir=input_dir, md_file=md_file,
         snip_dir=snip_dir, lower_conf=lower_conf, snip_size=snip_size, crop_method=crop_method,
-        categories=categories, max_crops=max_crops, jpeg_quality=jpeg_quality,
+        categories=categories, max_crops=max_crops,
+        max_crops_by_class=max_crops_by_class, jpeg_quality=jpeg_quality,
         manifest=manifest, by_class=by_class, workers=workers)
     bar = tqdm(unit="image", desc="snip")
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from tigertrap.core.config import StageSettings
 from tigertrap.core.crops import DEFAULT_SNIP_SIZE
@@ -25,10 +27,12 @@ class SnipSettings(StageSettings):
     lower_conf: float = Field(0.05, ge=0.0, le=1.0, description="lowest detection conf cropped")
     snip_size: int = Field(DEFAULT_SNIP_SIZE, ge=8, le=4096, description="crop side, pixels")
     crop_method: Literal["exact", "square"] = "exact"
-    categories: list[str] = Field(default_factory=lambda: ["animal"],
+    # NoDecode: the environment gives "animal,person", not JSON.
+    categories: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["animal"],
                                   description="detection categories to crop (names or ids)")
     max_crops: int | None = Field(None, ge=1, description="at most this many crops per image")
-    max_crops_by_class: dict[str, int] = Field(
+    # NoDecode: the validator below reads both JSON and tiger=10,deer=2 from the environment.
+    max_crops_by_class: Annotated[dict[str, int], NoDecode] = Field(
         default_factory=dict, description="per class label (from a manifest) overrides")
     jpeg_quality: int = Field(95, ge=1, le=100)
     manifest: Path | None = Field(None, description="download manifest.csv (default: found "
@@ -55,6 +59,19 @@ class SnipSettings(StageSettings):
                                  "or 1, 2, 3")
             ids.append(cid)
         return ids
+
+    @field_validator("max_crops_by_class", mode="before")
+    @classmethod
+    def _parse_pairs(cls, value: object) -> object:
+        """``"tiger=10,deer=2"`` (a CLI option) as well as a mapping or JSON."""
+        if not isinstance(value, str):
+            return value
+        if value.lstrip().startswith("{"):
+            return json.loads(value)  # a JSON error is reported as a ValueError on the key
+        pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError("write class=count pairs separated by commas, e.g. tiger=10,deer=2")
+        return {name.strip(): count.strip() for name, count in pairs}
 
     @property
     def md_path(self) -> Path:
