@@ -209,8 +209,23 @@ def test_manifest_labels_go_into_snips_csv_and_by_class_layout(fixtures_dir, tmp
     run_snip(settings(input_dir=images, snip_size=32, by_class=True))
     row = read_rows(images / "snips" / "snips.csv")[0]
     assert (row["snip"], row["class"], row["split"]) == ("train/tiger/a-0.jpg", "tiger", "train")
-    linked = images / "snips" / "by_class" / "train" / "tiger" / "train__tiger__a-0.jpg"
+    linked = images / "snips" / "by_class" / "train" / "tiger" / "a-0.jpg"
     assert linked.samefile(images / "snips" / "train" / "tiger" / "a-0.jpg")
+
+
+def test_by_class_names_join_sub_folders_outside_the_download_layout(fixtures_dir, tmp_path):
+    for camera in ("cam1", "cam2"):  # two images of one class with the same file name
+        copy_to = tmp_path / camera
+        copy_to.mkdir()
+        shutil.copy(fixtures_dir / MS_DIR / FRAME, copy_to / "a.jpg")
+    (tmp_path / "manifest.csv").write_text(
+        "class_name,split,path\ntiger,val,cam1/a.jpg\ntiger,val,cam2/a.jpg\n")
+    box = Detection(category="1", conf=0.9, bbox=(0.1, 0.1, 0.4, 0.4))
+    write_md_results(MDResults(images=[ImageResult(file=f"{camera}/a.jpg", detections=[box])
+                                       for camera in ("cam1", "cam2")]), tmp_path / "md.json")
+    run_snip(settings(input_dir=tmp_path, snip_size=32, by_class=True))
+    assert sorted(p.name for p in (tmp_path / "snips" / "by_class" / "val" / "tiger").iterdir()
+                  ) == ["cam1__a-0.jpg", "cam2__a-0.jpg"]
 
 
 def test_bad_setting_names_the_key(monkeypatch):

@@ -19,7 +19,6 @@ import csv
 import io
 import multiprocessing
 import os
-import shutil
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -211,22 +210,31 @@ def _pool(workers: int) -> Executor:
 
 
 def _link(source: Path, target: Path) -> None:
+    """Hard-link ``source`` as ``target``; copy (atomically) where links are not possible."""
     if target.exists():
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(source, target)
-    except OSError:  # another file system, or links not allowed: copy instead
-        shutil.copy2(source, target)
+    except FileExistsError:  # made meanwhile by an earlier, killed run
+        return
+    except OSError:  # another file system, or links not allowed
+        atomic_write_bytes(target, source.read_bytes())
 
 
 def _by_class_path(snips_dir: Path, settings: SnipSettings, plan: SnipPlan,
                    crop: Crop) -> Path:
-    """``<snips>/<by_class_dir>/<split>/<class>/<sub-folders joined by __>``: flat, no clashes."""
+    """``<snips>/<BY_CLASS_DIR>/<split>/<class>/<name>``.
+
+    ``name`` is the snip's file name when its image sits in a ``<split>/<class>`` folder (the
+    download stage's layout, where names are unique); otherwise the snip's sub-folders joined
+    by ``__``, so that images of one class from different folders cannot clash.
+    """
     assert plan.label is not None
-    name = "__".join(PurePosixPath(crop.snip).parts)
-    return (snips_dir / settings.by_class_dir / (plan.label.split or "unsplit")
-            / plan.label.class_name / name)
+    split, class_name = plan.label.split or "unsplit", plan.label.class_name
+    parts = PurePosixPath(crop.snip).parts
+    name = parts[-1] if parts[-3:-1] == (split, class_name) else "__".join(parts)
+    return snips_dir / settings.by_class_dir / split / class_name / name
 
 
 def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, object]]) -> None:
