@@ -121,32 +121,57 @@ def test_snips_match_megadetector_crop_within_two_grey_levels(fixtures_dir, tmp_
 def test_broken_inputs_become_failures_and_the_batch_goes_on(fixtures_dir, tmp_path):
     shutil.copy(fixtures_dir / "edge_cases" / "cameratrapai_african_elephants_truncated_file.jpg",
                 tmp_path / "truncated.jpg")
-    shutil.copy(fixtures_dir / "edge_cases"
-                / "cameratrapai_african_elephants_with_exif_orientation.jpg",
-                tmp_path / "rotated.jpg")
-    source = Image.open(fixtures_dir / MS_DIR / FRAME).convert("RGB")
-    source.convert("CMYK").save(tmp_path / "cmyk.jpg")
-    source.resize((5152, 3968)).save(tmp_path / "big.jpg", quality=80)
+    shutil.copy(fixtures_dir / MS_DIR / FRAME, tmp_path / "good.jpg")
     (tmp_path / "notimage.jpg").write_text("<html>error</html>")
+    (tmp_path / "empty.jpg").write_bytes(b"")
     box = Detection(category="1", conf=0.9, bbox=(0.25, 0.25, 0.5, 0.5))
     entries = [ImageResult(file=name, detections=[box]) for name in
-               ("truncated.jpg", "rotated.jpg", "cmyk.jpg", "big.jpg", "notimage.jpg",
-                "missing.jpg")]
-    entries.append(ImageResult(file="big.jpg.zero", detections=[]))
-    entries.append(ImageResult(file="rotated.jpg", detections=[
-        Detection(category="1", conf=0.9, bbox=(0.3, 0.3, 0.0, 0.2))]))
-    entries[-1] = ImageResult(file="cmyk.jpg", detections=[
-        box, Detection(category="1", conf=0.5, bbox=(1.5, 1.5, 0.1, 0.1))])
+               ("truncated.jpg", "notimage.jpg", "empty.jpg", "missing.jpg")]
+    entries.append(ImageResult(file="good.jpg", detections=[
+        box,
+        Detection(category="1", conf=0.8, bbox=(1.5, 1.5, 0.1, 0.1)),   # outside the image
+        Detection(category="1", conf=0.7, bbox=(0.3, 0.3, 0.0, 0.2)),   # zero width
+        Detection(category="1", conf=0.6, bbox=(0.6, 0.6, 0.1, 0.1))]))
     write_md_results(MDResults(images=entries), tmp_path / "md.json")
     summary = run_snip(settings(input_dir=tmp_path, snip_size=64))
     failed = dict(summary.failures)
+    assert set(failed) == {"truncated.jpg", "notimage.jpg", "empty.jpg", "missing.jpg",
+                           "good-1.jpg", "good-2.jpg"}
     assert "truncated" in failed["truncated.jpg"]
     assert "not an image" in failed["notimage.jpg"]
     assert failed["missing.jpg"] == "image not found"
-    assert "no area" in failed["cmyk-1.jpg"]
-    for name in ("rotated-0.jpg", "cmyk-0.jpg", "big-0.jpg"):
-        with Image.open(tmp_path / "snips" / name) as snip:
-            assert snip.size == (64, 64) and snip.mode == "RGB"
+    assert "no area" in failed["good-1.jpg"] and "no area" in failed["good-2.jpg"]
+    assert sorted(r["snip"] for r in read_rows(tmp_path / "snips" / "snips.csv")) == [
+        "good-0.jpg", "good-3.jpg"]
+    assert len(read_rows(tmp_path / "snips" / "snip_failures.csv")) == 6
+
+
+def upright_reference(path: Path, bbox, size: int) -> np.ndarray:
+    """The exact crop by hand: full decode, RGB, the box rounded as Pillow's crop does."""
+    with Image.open(path) as image:
+        rgb = image.convert("RGB")
+    x, y, w, h = bbox
+    box = (x * rgb.width, y * rgb.height, min((x + w) * rgb.width, rgb.width - 1),
+           min((y + h) * rgb.height, rgb.height - 1))
+    crop = rgb.crop(box).resize((size, size), Image.Resampling.LANCZOS)
+    return np.asarray(crop, dtype=np.float64)
+
+
+@pytest.mark.parametrize("kind", ["cmyk", "5152x3968"])
+def test_cmyk_and_large_frames_give_the_correct_rgb_crop(fixtures_dir, tmp_path, kind):
+    source = Image.open(fixtures_dir / MS_DIR / FRAME).convert("RGB")
+    image = source.convert("CMYK") if kind == "cmyk" else source.resize((5152, 3968))
+    image.save(tmp_path / "frame.jpg", quality=95)
+    bbox = (0.3, 0.2, 0.4, 0.5)
+    write_md_results(MDResults(images=[ImageResult(file="frame.jpg", detections=[
+        Detection(category="1", conf=0.9, bbox=bbox)])]), tmp_path / "md.json")
+    summary = run_snip(settings(input_dir=tmp_path, snip_size=600))
+    assert summary.failures == []
+    with Image.open(tmp_path / "snips" / "frame-0.jpg") as snip:
+        assert (snip.mode, snip.size) == ("RGB", (600, 600))
+        actual = np.asarray(snip, dtype=np.float64)
+    expected = upright_reference(tmp_path / "frame.jpg", bbox, 600)
+    assert np.abs(actual - expected).mean() <= 2.0
 
 
 def test_exif_rotation_is_applied_before_cropping(fixtures_dir, tmp_path):
