@@ -71,6 +71,8 @@ def test_format_1_2_file_with_absolute_paths_finds_images_by_their_tail(fixtures
     assert sorted(p.relative_to(tmp_path / "s").as_posix()
                   for p in (tmp_path / "s").rglob("*.jpg")) == ["test_images/2-0.jpg"]
     assert summary.written == 1
+    with Image.open(tmp_path / "s" / "test_images" / "2-0.jpg") as snip:
+        assert snip.size == (64, 64)
     # 1.jpg has an animal but is not shipped with the fixture: a recorded failure
     assert [reason for _, reason in summary.failures] == ["image not found"]
 
@@ -320,3 +322,12 @@ def test_per_class_limit_overrides_max_crops_for_images_of_that_class(fixtures_d
     rows = read_rows(images / "snips" / "snips.csv")
     assert sorted(r["snip"] for r in rows) == [
         "deer/a-0.jpg", "tiger/a-0.jpg", "tiger/a-1.jpg", "tiger/a-2.jpg"]
+
+
+def test_progress_is_reported_once_per_image_with_crops(fixtures_dir, tmp_path):
+    calls: list[tuple[int, int]] = []
+    summary = run_snip(settings(input_dir=fixtures_dir / MS_DIR, md_file=MS_FILE,
+                                snip_dir=str(tmp_path / "s"), snip_size=32),
+                       progress=lambda done, total: calls.append((done, total)))
+    total = summary.images_with_crops
+    assert calls == [(done, total) for done in range(total + 1)]
