@@ -1,0 +1,101 @@
+"""The snip Celery task: a real worker process on a real Redis, paths under the data root."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tigertrap.core.jobs import FINISHED, JobStatus, StageRequest, job_status, submit_job
+from tigertrap.core.md_results import Detection, ImageResult, MDResults, write_md_results
+from tigertrap.core.paths import DataRoot, PathOutsideDataRoot
+from tigertrap.snip.tasks import job_settings
+
+FRAME = ("md_outputs/microsoft_CameraTraps_test_images/"
+         "wcs_camera_traps_animals_0245_1477.jpg")
+#: Safety limit, not synchronisation.
+JOB_TIMEOUT_S = 120
+POLL_S = 0.2
+
+
+@pytest.fixture
+def worker(redis_url: str, data_root: Path, tmp_path: Path) -> Iterator[Path]:
+    env = {**os.environ, "REDIS_URL": redis_url, "TIGERTRAP_DATA": str(data_root)}
+    env.pop("PYTEST_CURRENT_TEST", None)
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "tigertrap.core", "worker", "snip"],
+                                   env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        try:
+            yield log_path
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def wait_for_job(job_id: str, log: Path) -> JobStatus:
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while time.monotonic() < deadline:
+        status = job_status(job_id)
+        if status.status in FINISHED:
+            return status
+        time.sleep(POLL_S)
+    pytest.fail(f"job {job_id} did not finish:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def make_dataset(data_root: Path, fixtures_dir: Path, images: int) -> Path:
+    folder = data_root / "datasets" / "x" / "images"
+    (folder / "cam").mkdir(parents=True)
+    box = Detection(category="1", conf=0.9, bbox=(0.3, 0.4, 0.2, 0.25))
+    for index in range(images):
+        shutil.copy(fixtures_dir / FRAME, folder / "cam" / f"{index}.jpg")
+    write_md_results(MDResults(images=[ImageResult(file=f"cam/{index}.jpg", detections=[box])
+                                       for index in range(images)]), folder / "md.json")
+    return folder
+
+
+def test_queued_job_snips_with_paths_relative_to_the_data_root(
+        worker: Path, data_root: Path, fixtures_dir: Path) -> None:
+    folder = make_dataset(data_root, fixtures_dir, images=3)
+    job = submit_job([StageRequest(stage="snip", params={
+        "INPUT_DIR": "datasets/x/images", "MD_FILE": "md.json", "SNIP_SIZE": 48})])
+    status = wait_for_job(job, worker)
+
+    assert status.status == "succeeded", status.error
+    assert (status.processed, status.total) == (3, 3)
+    result = status.results["snip"]
+    assert (result["snips_dir"], result["snips_csv"]) == (
+        "datasets/x/images/snips", "datasets/x/images/snips/snips.csv")
+    assert (result["images"], result["crops"], result["written"], result["failures"]) == (
+        3, 3, 3, 0)
+    assert sorted(p.name for p in (folder / "snips" / "cam").iterdir()) == [
+        "0-0.jpg", "1-0.jpg", "2-0.jpg"]
+
+
+@pytest.mark.parametrize("params", [
+    {"INPUT_DIR": "../elsewhere"},
+    {"INPUT_DIR": "/etc"},
+    {"INPUT_DIR": "datasets/x", "MD_FILE": "../../../outside.json"},
+    {"INPUT_DIR": "datasets/x", "SNIP_DIR": "/tmp/snips"},
+    {"INPUT_DIR": "datasets/x", "MANIFEST": "../manifest.csv"},
+])
+def test_job_paths_outside_the_data_root_are_refused(data_root: Path, params) -> None:
+    with pytest.raises(PathOutsideDataRoot):
+        job_settings(params, DataRoot(data_root))
+
+
+def test_job_without_input_dir_reads_the_data_root(data_root: Path) -> None:
+    settings = job_settings({"MD_FILE": "md.json"}, DataRoot(data_root))
+    assert settings.md_path == data_root.resolve() / "md.json"
