@@ -23,6 +23,18 @@ def tool(name: str) -> str:
     return found
 
 
+def volumes(service: dict) -> dict[str, str]:
+    """Target -> source of a service's volumes, in either of compose's notations."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, str):
+            source, target = volume.split(":")[:2]
+        else:
+            source, target = volume.get("source", ""), volume["target"]
+        mounts[target] = source
+    return mounts
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict:
     result = subprocess.run([tool("docker-compose"), "config"], cwd=REPO, capture_output=True,
@@ -46,7 +58,7 @@ def test_every_stage_queue_has_a_worker_service(compose):
 def test_redis_persists_and_reports_health(compose):
     redis = compose["services"]["redis"]
     assert "--appendonly" in redis["command"] and "healthcheck" in redis
-    assert any(volume["target"] == "/data" for volume in redis["volumes"])
+    assert "/data" in volumes(redis)
 
 
 def test_api_is_published_on_port_8000_and_gpu_stages_reserve_a_gpu(compose):
@@ -59,9 +71,20 @@ def test_api_is_published_on_port_8000_and_gpu_stages_reserve_a_gpu(compose):
 
 def test_all_stage_services_share_one_data_volume(compose):
     stage_services = [s for name, s in compose["services"].items() if name != "redis"]
-    sources = {v["source"] for s in stage_services for v in s["volumes"] if v["target"] == "/data"}
-    assert len(sources) == 1
-    assert all("env_file" in s for s in stage_services)
+    sources = {volumes(s).get("/data") for s in stage_services}
+    assert len(sources) == 1 and None not in sources
+
+
+def test_every_stage_service_reads_its_env_file():
+    raw = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    for name, service in raw["services"].items():
+        if name == "redis":
+            continue
+        files = service["env_file"] if isinstance(service["env_file"], list) \
+            else [service["env_file"]]
+        stage = name.removesuffix("-worker")
+        assert f"services/{stage}/{stage}.env" in files and all(
+            (REPO / f).is_file() for f in files)
 
 
 def test_every_command_compose_runs_exists_in_the_cli(compose):
