@@ -68,8 +68,9 @@ class Workers:
 @pytest.fixture
 def workers(redis_url: str, data_root: Path, tmp_path: Path) -> Iterator[Workers]:
     env = {**os.environ, "REDIS_URL": redis_url, "TIGERTRAP_DATA": str(data_root),
-           # A task whose worker vanished is handed out again after this many seconds.
-           "TIGERTRAP_VISIBILITY_TIMEOUT": "4"}
+           # A task whose worker vanished is handed out again after this many seconds; short,
+           # so a new worker restores it when it starts (the stack default is 48 hours).
+           "TIGERTRAP_VISIBILITY_TIMEOUT": "1"}
     env.pop("PYTEST_CURRENT_TEST", None)
     pool = Workers(env, tmp_path)
     try:
