@@ -331,3 +331,15 @@ def test_progress_is_reported_once_per_image_with_crops(fixtures_dir, tmp_path):
                        progress=lambda done, total: calls.append((done, total)))
     total = summary.images_with_crops
     assert calls == [(done, total) for done in range(total + 1)]
+
+
+def test_images_outside_the_md_folder_snip_into_snip_dir_by_file_name(fixtures_dir, tmp_path):
+    (tmp_path / "other").mkdir()
+    shutil.copy(fixtures_dir / MS_DIR / FRAME, tmp_path / "other" / "a.jpg")
+    (tmp_path / "md").mkdir()
+    write_md_results(MDResults(images=[ImageResult(file="../other/a.jpg", detections=[
+        Detection(category="1", conf=0.9, bbox=(0.1, 0.1, 0.4, 0.4))])]),
+        tmp_path / "md" / "md.json")
+    run_snip(settings(input_dir=tmp_path / "md", snip_size=32))
+    assert [r["snip"] for r in read_rows(tmp_path / "md" / "snips" / "snips.csv")] == ["a-0.jpg"]
+    assert (tmp_path / "md" / "snips" / "a-0.jpg").is_file()

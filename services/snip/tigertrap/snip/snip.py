@@ -95,7 +95,7 @@ def _relative_name(file: str, image: Path | None, md_dir: Path) -> PurePosixPath
             pass
     windows = "\\" in file
     path = PureWindowsPath(file) if windows else PurePosixPath(file)
-    if path.is_absolute() or path.drive:
+    if path.is_absolute() or path.drive or ".." in path.parts:  # keep snips inside SNIP_DIR
         return PurePosixPath(path.name)
     return PurePosixPath(*path.parts)
 
