@@ -99,3 +99,19 @@ def test_job_paths_outside_the_data_root_are_refused(data_root: Path, params) ->
 def test_job_without_input_dir_reads_the_data_root(data_root: Path) -> None:
     settings = job_settings({"MD_FILE": "md.json"}, DataRoot(data_root))
     assert settings.md_path == data_root.resolve() / "md.json"
+
+
+def test_job_does_not_read_images_outside_the_data_root(data_root: Path, fixtures_dir: Path,
+                                                         tmp_path: Path) -> None:
+    from tigertrap.snip.snip import run_snip
+
+    shutil.copy(fixtures_dir / FRAME, tmp_path / "secret.jpg")
+    folder = data_root / "datasets" / "x"
+    folder.mkdir(parents=True)
+    box = Detection(category="1", conf=0.9, bbox=(0.1, 0.1, 0.4, 0.4))
+    write_md_results(MDResults(images=[ImageResult(file=str(tmp_path / "secret.jpg"),
+                                                   detections=[box])]), folder / "md.json")
+    root = DataRoot(data_root)
+    summary = run_snip(job_settings({"INPUT_DIR": "datasets/x"}, root), image_root=root.root)
+    assert summary.failures == [(str(tmp_path / "secret.jpg"), "image outside the data root")]
+    assert summary.written == 0

@@ -64,6 +64,8 @@ class SnipPlan:
     image: Path | None
     crops: tuple[Crop, ...]
     label: ImageLabel | None = None
+    #: Why ``image`` is None.
+    problem: str = "image not found"
 
 
 @dataclass
@@ -100,9 +102,20 @@ def _relative_name(file: str, image: Path | None, md_dir: Path) -> PurePosixPath
     return PurePosixPath(*path.parts)
 
 
+def _within(image: Path | None, image_root: Path | None) -> bool:
+    if image is None or image_root is None:
+        return True
+    resolved, root = image.resolve(), image_root.resolve()
+    return resolved == root or root in resolved.parents
+
+
 def plan_snips(results: MDResults, md_dir: Path, settings: SnipSettings,
-               labels: dict[Path, ImageLabel] | None = None) -> list[SnipPlan]:
-    """The crops each image needs; images without qualifying detections are left out."""
+               labels: dict[Path, ImageLabel] | None = None,
+               image_root: Path | None = None) -> list[SnipPlan]:
+    """The crops each image needs; images without qualifying detections are left out.
+
+    With ``image_root`` (a job's data root), an image outside it is a failure, not read.
+    """
     plans = []
     for entry in results.images:
         if entry.failure is not None or not entry.detections:
@@ -112,6 +125,9 @@ def plan_snips(results: MDResults, md_dir: Path, settings: SnipSettings,
         if not chosen:
             continue
         image = locate_image(entry.file, md_dir)
+        problem = "image not found"
+        if not _within(image, image_root):
+            image, problem = None, "image outside the data root"
         label = (labels or {}).get(image.resolve()) if image is not None else None
         limit = settings.max_crops
         if label is not None:
@@ -124,7 +140,8 @@ def plan_snips(results: MDResults, md_dir: Path, settings: SnipSettings,
             Crop(index=i, category=d.category, conf=d.conf, bbox=tuple(d.bbox),  # type: ignore[arg-type]
                  snip=str(relative.parent / f"{relative.stem}-{i}{relative.suffix}"))
             for i, d in chosen)
-        plans.append(SnipPlan(file=entry.file, image=image, crops=crops, label=label))
+        plans.append(SnipPlan(file=entry.file, image=image, crops=crops, label=label,
+                              problem=problem))
     return plans
 
 
@@ -176,7 +193,7 @@ def _snip_image(plan: SnipPlan, snips_dir: Path, options: CropOptions) -> _Outco
     if not todo:
         return outcome
     if plan.image is None:
-        outcome.failures.append((plan.file, "image not found"))
+        outcome.failures.append((plan.file, plan.problem))
         return outcome
     try:
         image = _decode(plan, todo, options)
@@ -253,11 +270,13 @@ def _csv_row(plan: SnipPlan, crop: Crop) -> dict[str, object]:
             "split": label.split if label else ""}
 
 
-def run_snip(settings: SnipSettings, progress: Progress | None = None) -> SnipSummary:
+def run_snip(settings: SnipSettings, progress: Progress | None = None,
+             image_root: Path | None = None) -> SnipSummary:
     """Crop every qualifying detection of ``settings.md_path`` into ``settings.snips_path``.
 
     Writes the snips, ``snips.csv`` (one row per snip on disk) and ``snip_failures.csv``;
-    with ``by_class``, hard links under ``<snips>/<by_class_dir>/<split>/<class>/``.
+    with ``by_class``, hard links under ``<snips>/<by_class_dir>/<split>/<class>/``. With
+    ``image_root``, images the MD file names outside that folder are failures, never read.
 
     Raises:
         MDResultsError: the MD file is missing or unreadable (nothing is written).
@@ -266,7 +285,7 @@ def run_snip(settings: SnipSettings, progress: Progress | None = None) -> SnipSu
     results = read_md_results(md_path)
     manifest = settings.manifest or find_manifest(md_path.parent)
     labels = read_labels(manifest) if manifest else {}
-    plans = plan_snips(results, md_path.parent, settings, labels)
+    plans = plan_snips(results, md_path.parent, settings, labels, image_root)
     snips_dir = settings.snips_path
     remove_partials(snips_dir)  # left by a worker that was killed mid-write
     summary = SnipSummary(images=len(results.images), images_with_crops=len(plans),

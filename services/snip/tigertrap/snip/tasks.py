@@ -50,7 +50,7 @@ def snip(params: dict[str, Any], progress: ProgressFn) -> dict[str, Any]:
     from tigertrap.snip.snip import run_snip
 
     root = DataRoot(load_settings(CoreSettings).tigertrap_data)
-    summary = run_snip(job_settings(params, root), progress=progress)
+    summary = run_snip(job_settings(params, root), progress=progress, image_root=root.root)
     result = summary.as_dict()
     result["snips_dir"] = root.relative(summary.snips_dir)
     result["snips_csv"] = root.relative(summary.snips_csv)
