@@ -88,3 +88,15 @@ def test_export_refuses_a_model_whose_outputs_do_not_match_the_class_map(
     with pytest.raises(ExportError, match="3 outputs"):
         export_bundle(model, ["tiger", "deer"], tmp_path / "bad", name="bad", input_size=SIZE)
     assert not (tmp_path / "bad").exists()
+
+
+def test_backbone_that_cannot_reach_onnx_is_refused_before_training(
+        image_folders: Path, tmp_path: Path) -> None:
+    from tests.train.conftest import tiny_mewc_settings
+    from tigertrap.train.export import ExportError
+    from tigertrap.train.training import train
+
+    settings = tiny_mewc_settings(image_folders / "ds", tmp_path / "run", model="ConvNeXtAtto")
+    with pytest.raises(ExportError, match="ONNX"):
+        train(settings)
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -77,13 +77,14 @@ def train(
     try:
         from tigertrap.train.backbones import BackboneError
         from tigertrap.train.data import DataError
+        from tigertrap.train.export import ExportError
         from tigertrap.train.training import TrainError
         from tigertrap.train.training import train as run_training
 
         # Keras prints epoch lines to stdout; stdout is kept for the JSON summary.
         with contextlib.redirect_stdout(sys.stderr):
             result = run_training(settings, progress=_EpochProgress())
-    except (BackboneError, DataError, TrainError, ValueError) as error:
+    except (BackboneError, DataError, ExportError, TrainError, ValueError) as error:
         typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from None
     echo_json({"run_dir": result.run_dir, "bundle_dir": result.bundle_dir,

@@ -39,6 +39,7 @@ __all__ = [
     "ONNX_OPSET",
     "ONNX_TOLERANCE",
     "ExportError",
+    "check_onnx_export",
     "export_bundle",
     "foreign_layers",
     "plain_model",
@@ -123,6 +124,28 @@ def onnx_difference(model: keras.Model, onnx_path: Path, input_size: int) -> flo
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     actual = session.run(None, {session.get_inputs()[0].name: images})[0]
     return float(np.max(np.abs(actual - expected)))
+
+
+def check_onnx_export(model: keras.Model, input_size: int) -> None:
+    """Convert ``model`` to ONNX in a scratch folder and load it, so that a backbone whose
+    graph tf2onnx or ONNX Runtime cannot handle (exact GELU's ``Erfc`` in ConvNeXt and ViT,
+    grouped convolutions in RegNet) is refused before training rather than after it.
+
+    Raises:
+        ExportError: naming the backbone and the converter's complaint.
+    """
+    import onnxruntime
+
+    with tempfile.TemporaryDirectory(prefix="tigertrap-onnx-check-") as folder:
+        path = Path(folder) / MODEL_ONNX
+        try:
+            _save_onnx(plain_model(model), path, input_size)
+            onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as error:  # tf2onnx and onnxruntime raise many unrelated types
+            first_line = str(error).strip().splitlines()[0][:300] if str(error) else ""
+            raise ExportError(f"{model.name}: this backbone cannot be exported to ONNX "
+                              f"({type(error).__name__}: {first_line}); choose an EfficientNet, "
+                              "MobileNet or ResNet backbone") from error
 
 
 def _copy_metrics(source: Path | None, target: Path) -> list[str]:

@@ -41,7 +41,7 @@ from tigertrap.train.evaluate import (
     tiger_precision_recall,
     tiger_threshold,
 )
-from tigertrap.train.export import export_bundle, foreign_layers
+from tigertrap.train.export import check_onnx_export, export_bundle, foreign_layers
 from tigertrap.train.model import (
     build_classifier,
     freeze_backbone,
@@ -201,6 +201,8 @@ class _Run:
         dropouts = self.settings.dropouts or [0.0]
         self.model = build_classifier(backbone, len(self.class_map), head=self.settings.head
                                       or "mewc", dropout=dropouts[0], name=self.settings.savefile)
+        if self.state.epochs_done == 0:
+            check_onnx_export(self.model, self.spec.input_size)
         custom = foreign_layers(self.model)
         if custom:
             log.warning("%s has layers plain Keras cannot load (%s): its model.keras will need "
@@ -469,6 +471,7 @@ def train(settings: TrainSettings, *, progress: ProgressFn | None = None) -> Tra
 
     Raises:
         ConfigError: a setting that cannot work (unknown class, missing data, BUF too large).
+        ExportError: a backbone that cannot be exported to ONNX (checked before training).
         TrainError: missing train/val split, or a run folder holding other settings.
         tigertrap.train.backbones.BackboneError: weights that cannot be loaded.
     """
