@@ -74,6 +74,7 @@ def test_queued_job_detects_with_named_weights_from_the_models_folder(
     assert status.status == "succeeded", status.error
     result = status.results["detect"]
     assert result["md_file"] == "datasets/trial/md.json" and result["images"] == len(FRAMES)
+    assert (status.processed, status.total) == (len(FRAMES), len(FRAMES))
     written = read_md_results(data_root / result["md_file"])
     assert written.info["detector"] == "md_v5a.0.0.pt"
     assert all(entry.file.startswith("images/") for entry in written.images)
