@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -483,7 +484,12 @@ def train(settings: TrainSettings, *, progress: ProgressFn | None = None) -> Tra
         return done
     run.run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run.run_dir / SETTINGS_FILE, settings.model_dump(mode="json"), indent=2)
-    _enable_determinism()
+    with _deterministic_ops():
+        return _train_run(run)
+
+
+def _train_run(run: _Run) -> TrainResult:
+    settings = run.settings
     run.build_model()
     training_log = TrainingLog(run.run_dir, mode=settings.wandb_mode,
                                project=settings.wandb_project, entity=settings.wandb_entity,
@@ -521,8 +527,17 @@ def _export(run: _Run, metrics: dict[str, Any]) -> None:
                   allow_custom_layers=True)
 
 
-def _enable_determinism() -> None:
-    import tensorflow as tf
+@contextlib.contextmanager
+def _deterministic_ops() -> Iterator[None]:
+    """TensorFlow's deterministic kernels while training; the process's previous setting
+    afterwards (a worker or test process may run other TensorFlow code later)."""
+    # The public API has enable/disable only; the query lives in the module they come from.
+    from tensorflow.python.framework import config
 
-    with contextlib.suppress(RuntimeError, AttributeError):
-        tf.config.experimental.enable_op_determinism()
+    was_enabled = config.is_op_determinism_enabled()
+    config.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if not was_enabled:
+            config.disable_op_determinism()
