@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from tigertrap.core.config import ConfigError, StageSettings, load_settings
 
@@ -79,3 +79,13 @@ class PairedSettings(StageSettings):
 def test_error_of_a_whole_settings_check_is_its_own_message():
     with pytest.raises(ConfigError, match=r"\(settings\): LOW must not exceed HIGH$"):
         load_settings(PairedSettings, low=0.95)
+
+
+class ListSettings(StageSettings):
+    names: list[str] = Field(default_factory=lambda: ["a"])
+
+
+def test_list_setting_that_is_not_json_names_the_key(monkeypatch):
+    monkeypatch.setenv("NAMES", "a,b")
+    with pytest.raises(ConfigError, match="NAMES.*JSON"):
+        load_settings(ListSettings)

@@ -36,7 +36,7 @@ def test_truncated_jpeg_raises_even_after_megadetector_is_imported(fixtures_dir)
 
 
 @pytest.mark.parametrize("data, reason", [
-    (b"", "not an image"),
+    (b"", "empty file"),
     (b"<html><body>403 Forbidden</body></html>", "not an image"),
 ])
 def test_non_images_raise(data, reason):

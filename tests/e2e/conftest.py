@@ -36,10 +36,11 @@ class Workers:
         self.log_dir = log_dir
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def start(self, stage: str) -> subprocess.Popen[bytes]:
+    def start(self, stage: str, pool: str = "prefork") -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"worker-{stage}-{len(self.processes)}.log", "wb")  # noqa: SIM115
         process = subprocess.Popen(
-            [sys.executable, "-m", "tigertrap.core", "worker", stage, "--loglevel", "INFO"],
+            [sys.executable, "-m", "tigertrap.core", "worker", stage, "--loglevel", "INFO",
+             "--pool", pool],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.processes.append(process)
         return process

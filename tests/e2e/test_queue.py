@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import redis
 from PIL import Image
 
@@ -44,10 +45,11 @@ def assert_one_complete_snip_output(images_dir: Path, images: int) -> None:
     assert leftovers == []
 
 
+@pytest.mark.parametrize("pool", ["prefork", "solo"])
 def test_job_runs_on_a_worker_with_visible_progress_and_result(
-        workers: Workers, redis_url, data_root, fixtures_dir):
+        workers: Workers, redis_url, data_root, fixtures_dir, pool):
     images_dir = make_snip_dataset(data_root, fixtures_dir, images=6)
-    workers.start("snip")
+    workers.start("snip", pool=pool)
     job_id = submit_job([StageRequest(stage="snip", params=SNIP_PARAMS)], url=redis_url)
     status = wait_until(lambda: (s := job_status(job_id)).status in ("succeeded", "failed") and s,
                         TIMEOUT_S, "the snip job to finish")

@@ -153,6 +153,9 @@ def worker(
     stage: Annotated[str, typer.Argument(help="The stage whose queue this worker serves.")],
     concurrency: Annotated[int, typer.Option(help="Tasks run at once.")] = 1,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+    pool: Annotated[str, typer.Option(
+        help="Celery pool: prefork (a task runs in a child process), or solo (in the worker "
+             "process itself, so a stage may start its own process pool).")] = "prefork",
 ) -> None:
     """Run a Celery worker bound to one stage's queue (REDIS_URL names the broker)."""
     import os
@@ -168,7 +171,7 @@ def worker(
     tasks[stage].load()
     celery_app().worker_main([
         "worker", "--queues", stage, "--hostname", f"{stage}.{os.getpid()}@%h",
-        "--concurrency", str(concurrency), "--loglevel", loglevel,
+        "--concurrency", str(concurrency), "--loglevel", loglevel, "--pool", pool,
         "--without-gossip", "--without-mingle",
     ])
 

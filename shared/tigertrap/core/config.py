@@ -22,6 +22,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 __all__ = ["ConfigError", "CoreSettings", "StageSettings", "load_settings"]
@@ -130,3 +131,7 @@ def load_settings(cls: type[S], *, yaml_file: str | os.PathLike[str] | None = No
         return bound(_env_file=str(env_file) if env_file else None, **given)  # type: ignore[call-arg]
     except ValidationError as error:
         raise _describe_error(cls, error.errors()[0]) from error
+    except SettingsError as error:  # e.g. a list setting whose value is not JSON
+        field = str(error).split('"')[1] if '"' in str(error) else "(settings)"
+        raise ConfigError(cls.key(field), f"{error}; list and mapping settings take JSON, "
+                                          'e.g. ["a", "b"]') from error

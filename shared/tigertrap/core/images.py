@@ -60,12 +60,19 @@ def _describe(source: ImageSource) -> str:
 def _open(source: ImageSource, max_pixels: int) -> Image.Image:
     name = _describe(source)
     if isinstance(source, bytes):
+        if not source:
+            raise ImageLoadError(name, "empty file (0 bytes)")
         source = io.BytesIO(source)
+    elif isinstance(source, (str, os.PathLike)) and os.path.isfile(source) \
+            and os.path.getsize(source) == 0:
+        raise ImageLoadError(name, "empty file (0 bytes)")
     try:
         image = Image.open(source)
     except FileNotFoundError as error:
         raise ImageLoadError(name, "file not found") from error
-    except UnidentifiedImageError as error:
+    except (UnidentifiedImageError, ImportError) as error:
+        # ImportError: a library that patches Image.open (ultralytics) fails on non-images
+        # by importing an optional HEIF plugin instead of raising Pillow's own error.
         raise ImageLoadError(name, "not an image (or an unsupported image format)") from error
     except Image.DecompressionBombError as error:
         raise ImageLoadError(name, f"image too large (limit {max_pixels} pixels)") from error

@@ -242,7 +242,8 @@ def locate_image(file: str, base_dir: str | os.PathLike[str]) -> Path | None:
 
 def relative_file_name(image: Path, base_dir: Path) -> str:
     """The ``file`` value for ``image`` in a JSON stored in ``base_dir`` (forward slashes)."""
-    return image.resolve().relative_to(base_dir.resolve()).as_posix()
+    # abspath, not resolve: an image that is a symlink keeps its own name and folder.
+    return Path(os.path.abspath(image)).relative_to(os.path.abspath(base_dir)).as_posix()
 
 
 def merge_results(parts: Iterable[MDResults]) -> MDResults:
