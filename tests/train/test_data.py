@@ -62,3 +62,25 @@ def test_a_missing_val_split_never_falls_back_to_test(image_folders: Path,
     settings = tiny_mewc_settings(data, tmp_path / "run")
     with pytest.raises(TrainError, match="val"):
         load_splits(settings, ClassMap(CLASSES))
+
+
+@pytest.mark.parametrize("cache", ["memory", "disk"])
+def test_an_epoch_holds_exactly_the_sampled_images_per_class(
+        image_folders: Path, tmp_path: Path, cache: str) -> None:
+    from tigertrap.train.data import InMemoryImages, decoded_dataset, train_dataset
+
+    split = read_folders(image_folders / "ds", ClassMap(CLASSES))["train"]
+    samples = {0: 30, 1: 12, 2: 7}  # tiger short (20 images): drawn with replacement
+    counts = epoch_counts(split.labels, 3, samples, seed=4)
+    if cache == "memory":
+        source = InMemoryImages.load(split, 16)
+    else:
+        source = decoded_dataset(split, 16, tmp_path / "train.tfcache")
+        assert (tmp_path / "train.tfcache.index").is_file()
+    per_class = np.zeros(3, dtype=int)
+    shapes = set()
+    for images, labels in train_dataset(source, counts, num_classes=3, batch_size=8, seed=4):
+        per_class += labels.numpy().sum(axis=0).astype(int)
+        shapes.add(tuple(images.shape[1:]))
+    assert per_class.tolist() == [30, 12, 7]
+    assert shapes == {(16, 16, 3)}

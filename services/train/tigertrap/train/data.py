@@ -156,7 +156,9 @@ def decoded_dataset(images: LabelledImages, size: int, cache: str | Path | None 
                     ) -> tf.data.Dataset:
     """``(uint8 image, label)`` for every image in order, decoded in parallel.
 
-    ``cache`` is ``None`` or the path of a tf.data cache file (filled on the first full pass).
+    ``cache`` is ``None`` or the path of a tf.data cache file. The cache is filled here with
+    one full pass (tf.data keeps a cache only when an iteration reaches the end, which a
+    training epoch of known length never does); a complete cache file is just re-read.
     """
     import tensorflow as tf
 
@@ -165,7 +167,9 @@ def decoded_dataset(images: LabelledImages, size: int, cache: str | Path | None 
                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if cache:
         Path(cache).parent.mkdir(parents=True, exist_ok=True)
-        return dataset.cache(str(cache))
+        dataset = dataset.cache(str(cache))
+        for _ in dataset.batch(LOAD_BATCH).prefetch(tf.data.AUTOTUNE):
+            pass
     return dataset
 
 
