@@ -9,6 +9,7 @@ session pays for training once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import shutil
@@ -86,7 +87,12 @@ def build_tiny_bundle(out_dir: Path, class_names: list[str], input_size: int = 6
     cached = CACHE_ROOT / _cache_key(list(class_names), input_size, steps, seed)
     if not (cached / "manifest.json").is_file():
         CACHE_ROOT.mkdir(parents=True, exist_ok=True)
-        _train_and_export(cached, list(class_names), input_size, steps, seed)
+        building = Path(tempfile.mkdtemp(prefix=f".{cached.name}.", dir=CACHE_ROOT)) / "bundle"
+        _train_and_export(building, list(class_names), input_size, steps, seed)
+        # Another process may have finished the same bundle first; either copy will do.
+        with contextlib.suppress(OSError):
+            building.rename(cached)
+        shutil.rmtree(building.parent, ignore_errors=True)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     shutil.copytree(cached, out_dir)
