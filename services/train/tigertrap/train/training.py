@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -499,7 +500,9 @@ def _train_run(run: _Run) -> TrainResult:
         _fit(run, training_log)
         assert run.model is not None
         if (run.checkpoints / BEST_WEIGHTS).is_file():
-            run.model.load_weights(run.checkpoints / BEST_WEIGHTS)
+            with warnings.catch_warnings():  # the file's optimiser state is not wanted here
+                warnings.filterwarnings("ignore", message="Skipping variable loading")
+                run.model.load_weights(run.checkpoints / BEST_WEIGHTS)
         metrics, images = _evaluate(run)
         training_log.log_final(metrics, images)
         _export(run, metrics)
