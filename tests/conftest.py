@@ -5,11 +5,16 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Iterator
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tigertrap.core.jobs import JobStatus
 from tigertrap.core.redis_server import RedisServer, start_redis
 
 # PyTorch (with the triton package it loads) crashes the process when it is first imported after
@@ -61,6 +66,89 @@ def redis_url(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> str
     redis.Redis.from_url(redis_server.url).flushdb()
     monkeypatch.setenv("REDIS_URL", redis_server.url)
     return redis_server.url
+
+
+POLL_S = 0.1
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str) -> object:
+    """Poll ``condition`` until it returns something truthy; fail naming ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(POLL_S)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class Workers:
+    """Starts and kills worker processes; every one is stopped at the end of the test."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, stage: str, pool: str = "prefork") -> subprocess.Popen[bytes]:
+        log = open(self.log_dir / f"worker-{stage}-{len(self.processes)}.log", "wb")  # noqa: SIM115
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tigertrap.core", "worker", stage, "--loglevel", "INFO",
+             "--pool", pool],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes.append(process)
+        return process
+
+    def kill_hard(self, process: subprocess.Popen[bytes]) -> None:
+        """SIGKILL the worker and its pool children, as a crashed container would die."""
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-3000:]
+                         for p in sorted(self.log_dir.glob("worker-*.log")))
+
+
+def worker_env(redis_url: str, data_root: Path, **extra: str) -> dict[str, str]:
+    """The environment of a worker process: this test's Redis and data root."""
+    env = {**os.environ, "REDIS_URL": redis_url, "TIGERTRAP_DATA": str(data_root), **extra}
+    env.pop("PYTEST_CURRENT_TEST", None)  # megadetector changes its imports under pytest
+    return env
+
+
+@pytest.fixture
+def workers(redis_url: str, data_root: Path, tmp_path: Path) -> Iterator[Workers]:
+    """Starts real `tigertrap worker STAGE` processes; all are stopped after the test."""
+    pool = Workers(worker_env(redis_url, data_root), tmp_path)
+    try:
+        yield pool
+    finally:
+        pool.stop_all()
+
+
+def wait_for_job(job_id: str, workers: Workers, timeout: float = 180) -> JobStatus:
+    """The job's status once it has finished; fails with the workers' logs on timeout."""
+    from tigertrap.core.jobs import FINISHED, job_status
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = job_status(job_id)
+        if status.status in FINISHED:
+            return status
+        time.sleep(POLL_S)
+    pytest.fail(f"job {job_id} did not finish in {timeout:.0f}s:\n{workers.logs()}")
+
 
 
 def copy_fixture(src: Path, dest_dir: Path) -> Path:

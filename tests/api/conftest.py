@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from tests.conftest import wait_until
 from tigertrap.core.redis_server import RedisServer, free_port
 
 #: The tiny bundle's classes in output order; the synthetic training images of class i have
@@ -32,22 +32,10 @@ REDIS_DB = 7
 START_TIMEOUT_S = 120
 BUILD_TIMEOUT_S = 600
 REPO = Path(__file__).resolve().parents[2]
-POLL_S = 0.1
 #: Limits of the test servers (small, so that the limit tests stay small).
 MAX_UPLOAD_BYTES = 2_000_000
 MAX_IMAGES = 40
 API_KEY = "s3cret-key"
-
-
-def wait_until(condition: Callable[[], object], timeout: float, what: str) -> object:
-    """Poll ``condition`` until it returns something truthy; fail naming ``what`` on timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(POLL_S)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def class_png(name: str, size: tuple[int, int] = (120, 90)) -> bytes:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
 from tests.classify.frames import write_frame, write_md
+from tests.conftest import Workers
 from tigertrap.core.jobs import JOB_KEY, StageRequest, job_status, submit_job
 from tigertrap.core.queue import celery_app
 
@@ -21,22 +18,14 @@ TIMEOUT_S = 120
 
 
 @pytest.fixture
-def classify_worker(redis_url: str, data_root: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, "REDIS_URL": redis_url, "TIGERTRAP_DATA": str(data_root)}
-    process = subprocess.Popen([sys.executable, "-m", "tigertrap.core", "worker", "classify",
-                                "--loglevel", "WARNING"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+def classify_worker(workers: Workers) -> Workers:
+    """A real `tigertrap worker classify` process on this test's Redis and data root."""
+    workers.start("classify")
+    return workers
 
 
 def test_classify_job_runs_on_the_classify_queue_with_data_root_paths(
-        classify_worker: subprocess.Popen[bytes], redis_url: str, data_root: Path,
+        classify_worker: Workers, redis_url: str, data_root: Path,
         bundle_dir: Path) -> None:
     dataset = data_root / "datasets" / "cam"
     boxes = write_frame(dataset / "images" / "f.png", [("tiger", 20, 20)])

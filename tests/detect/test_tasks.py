@@ -2,57 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import Workers, wait_for_job
 from tests.detect.conftest import FRAMES
-from tigertrap.core.jobs import JobStatus
 from tigertrap.core.md_results import read_md_results
 from tigertrap.core.paths import DataRoot, PathOutsideDataRoot
 from tigertrap.detect.tasks import _settings
 
 #: Safety limits, not synchronisation: the worker imports torch and loads the model.
 JOB_TIMEOUT_S = 180
-POLL_S = 0.2
 
 
 @pytest.fixture
-def worker(redis_url: str, data_root: Path, tmp_path: Path):
-    env = {**os.environ, "REDIS_URL": redis_url, "TIGERTRAP_DATA": str(data_root)}
-    env.pop("PYTEST_CURRENT_TEST", None)
-    log = (tmp_path / "worker.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "tigertrap.core", "worker", "detect"],
-                               env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    try:
-        yield tmp_path / "worker.log"
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
-
-
-def wait_for_job(job_id: str, log: Path) -> JobStatus:
-    from tigertrap.core.jobs import FINISHED, job_status
-
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    while time.monotonic() < deadline:
-        status = job_status(job_id)
-        if status.status in FINISHED:
-            return status
-        time.sleep(POLL_S)
-    pytest.fail(f"job {job_id} did not finish:\n{log.read_text(errors='replace')[-3000:]}")
+def worker(workers: Workers) -> Workers:
+    """A real `tigertrap worker detect` process on this test's Redis and data root."""
+    workers.start("detect")
+    return workers
 
 
 def test_queued_job_detects_with_named_weights_from_the_models_folder(
@@ -69,7 +37,7 @@ def test_queued_job_detects_with_named_weights_from_the_models_folder(
 
     job = submit_job([StageRequest(stage="detect", params={
         "INPUT_DIR": "datasets/trial/images", "MD_FILE": "../md.json"})])
-    status = wait_for_job(job, worker)
+    status = wait_for_job(job, worker, JOB_TIMEOUT_S)
 
     assert status.status == "succeeded", status.error
     result = status.results["detect"]

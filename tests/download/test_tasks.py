@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis
 
+from tests.conftest import Workers
 from tests.download.conftest import write_metadata
 from tigertrap.core.jobs import JOB_KEY, StageRequest, job_status, submit_job
 from tigertrap.core.queue import celery_app
@@ -20,22 +18,14 @@ TIMEOUT_S = 120
 
 
 @pytest.fixture
-def download_worker(redis_url: str, data_root: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, "REDIS_URL": redis_url, "TIGERTRAP_DATA": str(data_root)}
-    process = subprocess.Popen([sys.executable, "-m", "tigertrap.core", "worker", "download",
-                                "--loglevel", "WARNING"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+def download_worker(workers: Workers) -> Workers:
+    """A real `tigertrap worker download` process on this test's Redis and data root."""
+    workers.start("download")
+    return workers
 
 
 def test_download_job_runs_on_the_download_queue_with_data_root_paths(
-        download_worker: subprocess.Popen[bytes], redis_url: str, data_root: Path,
+        download_worker: Workers, redis_url: str, data_root: Path,
         tmp_path: Path, served_rows: Callable[[str], list[dict[str, str]]]) -> None:
     inputs = data_root / "inputs"
     inputs.mkdir()

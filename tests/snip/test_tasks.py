@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tigertrap.core.jobs import FINISHED, JobStatus, StageRequest, job_status, submit_job
+from tests.conftest import Workers, wait_for_job
+from tigertrap.core.jobs import StageRequest, submit_job
 from tigertrap.core.md_results import Detection, ImageResult, MDResults, write_md_results
 from tigertrap.core.paths import DataRoot, PathOutsideDataRoot
 from tigertrap.snip.tasks import job_settings
@@ -22,37 +17,13 @@ FRAME = ("md_outputs/microsoft_CameraTraps_test_images/"
          "wcs_camera_traps_animals_0245_1477.jpg")
 #: Safety limit, not synchronisation.
 JOB_TIMEOUT_S = 120
-POLL_S = 0.2
 
 
 @pytest.fixture
-def worker(redis_url: str, data_root: Path, tmp_path: Path) -> Iterator[Path]:
-    env = {**os.environ, "REDIS_URL": redis_url, "TIGERTRAP_DATA": str(data_root)}
-    env.pop("PYTEST_CURRENT_TEST", None)
-    log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "tigertrap.core", "worker", "snip"],
-                                   env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-        try:
-            yield log_path
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
-def wait_for_job(job_id: str, log: Path) -> JobStatus:
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    while time.monotonic() < deadline:
-        status = job_status(job_id)
-        if status.status in FINISHED:
-            return status
-        time.sleep(POLL_S)
-    pytest.fail(f"job {job_id} did not finish:\n{log.read_text(errors='replace')[-3000:]}")
+def worker(workers: Workers) -> Workers:
+    """A real `tigertrap worker snip` process on this test's Redis and data root."""
+    workers.start("snip")
+    return workers
 
 
 def make_dataset(data_root: Path, fixtures_dir: Path, images: int) -> Path:
@@ -67,11 +38,11 @@ def make_dataset(data_root: Path, fixtures_dir: Path, images: int) -> Path:
 
 
 def test_queued_job_snips_with_paths_relative_to_the_data_root(
-        worker: Path, data_root: Path, fixtures_dir: Path) -> None:
+        worker: Workers, data_root: Path, fixtures_dir: Path) -> None:
     folder = make_dataset(data_root, fixtures_dir, images=3)
     job = submit_job([StageRequest(stage="snip", params={
         "INPUT_DIR": "datasets/x/images", "MD_FILE": "md.json", "SNIP_SIZE": 48})])
-    status = wait_for_job(job, worker)
+    status = wait_for_job(job, worker, JOB_TIMEOUT_S)
 
     assert status.status == "succeeded", status.error
     assert (status.processed, status.total) == (3, 3)
