@@ -14,12 +14,36 @@ from pydantic import Field
 
 from tigertrap.core.config import StageSettings
 
-__all__ = ["SEQUENCE_SOURCES", "ClassifySettings"]
+__all__ = ["SEQUENCE_SOURCES", "ClassifySettings", "EngineSettings"]
 
 SEQUENCE_SOURCES = ("none", "manifest", "exif")
 
 
-class ClassifySettings(StageSettings):
+class EngineSettings(StageSettings):
+    """What batch classification and the HTTP API share: the engine and how results read."""
+
+    # what is classified and how results are reported
+    lower_conf: float = Field(default=0.05, ge=0.0, le=1.0,
+                              description="classify animal detections at or above this conf")
+    top_k: int = Field(default=5, ge=1, description="classifications kept per detection")
+    tiger_class: str = Field(default="tiger", description="class name that sets the tiger flag")
+    tiger_threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="tiger score that sets the tiger flag; default: the bundle's, else "
+                    "the top class")
+
+    # the inference engine
+    backend: Literal["auto", "onnx", "openvino", "keras"] = Field(
+        default="auto", description="auto: onnx, else keras")
+    precision: Literal["f32", "bf16"] = Field(default="f32",
+                                              description="bf16 only with backend openvino")
+    batch_size: int = Field(default=32, ge=1, description="largest inference batch")
+    max_wait_ms: float = Field(default=5.0, ge=0, description="dynamic batching wait")
+    max_queue: int = Field(default=1024, ge=1, description="crops waiting at most")
+    threads: int | None = Field(default=None, ge=1, description="inference threads")
+
+
+class ClassifySettings(EngineSettings):
     """Every key of the classify stage, with its default."""
 
     # inputs and outputs
@@ -32,29 +56,10 @@ class ClassifySettings(StageSettings):
     long_table: bool = Field(default=False, description="also write mewc-predict's long table")
     long_csv: str = Field(default="predictions_long.csv", description="long table file name")
 
-    # what is classified and how results are reported
-    lower_conf: float = Field(default=0.05, ge=0.0, le=1.0,
-                              description="classify animal detections at or above this conf")
-    top_k: int = Field(default=5, ge=1, description="classifications kept per detection")
-    tiger_class: str = Field(default="tiger", description="class name that sets the tiger flag")
-    tiger_threshold: float | None = Field(
-        default=None, ge=0.0, le=1.0,
-        description="tiger score that flags an image; default: the bundle's, else top class")
-
     # sequence smoothing
     sequence_source: Literal["none", "manifest", "exif"] = "none"
     sequence_file: Path | None = Field(default=None,
                                        description="CSV with path and sequence columns")
     sequence_gap: float = Field(default=30.0, gt=0,
                                 description="max seconds between frames of one EXIF sequence")
-
-    # the inference engine
-    backend: Literal["auto", "onnx", "openvino", "keras"] = Field(
-        default="auto", description="auto: onnx, else keras")
-    precision: Literal["f32", "bf16"] = Field(default="f32",
-                                              description="bf16 only with backend openvino")
-    batch_size: int = Field(default=32, ge=1, description="largest inference batch")
-    max_wait_ms: float = Field(default=5.0, ge=0, description="dynamic batching wait")
-    max_queue: int = Field(default=1024, ge=1, description="crops waiting at most")
-    threads: int | None = Field(default=None, ge=1, description="inference threads")
     decode_workers: int = Field(default=2, ge=1, description="image decoding threads")

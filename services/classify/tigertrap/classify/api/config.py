@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from tigertrap.core.config import StageSettings
+from tigertrap.classify.config import EngineSettings
 from tigertrap.core.paths import DataRoot
 
 __all__ = ["CLASSIFIERS_DIR", "DETECTION_MODES", "ApiSettings"]
@@ -25,7 +25,7 @@ DETECTION_MODES = ("queue", "inprocess")
 MIB = 1024 * 1024
 
 
-class ApiSettings(StageSettings):
+class ApiSettings(EngineSettings):
     """Everything the API process needs: data, queue, key, model, limits and detection."""
 
     # where things are
@@ -34,23 +34,9 @@ class ApiSettings(StageSettings):
     tigertrap_api_key: str | None = Field(
         default=None, description="when set, /v1/* needs it (X-API-Key or Bearer)")
 
-    # the classifier
+    # the classifier (engine settings and how results read: EngineSettings)
     model: str | None = Field(default=None, description="bundle name or folder; none: no "
                                                         "classification endpoint")
-    backend: Literal["auto", "onnx", "openvino", "keras"] = "auto"
-    precision: Literal["f32", "bf16"] = Field(default="f32",
-                                              description="bf16 only with backend openvino")
-    batch_size: int = Field(default=32, ge=1, description="largest inference batch")
-    max_wait_ms: float = Field(default=5.0, ge=0, description="dynamic batching wait")
-    max_queue: int = Field(default=1024, ge=1, description="crops waiting at most")
-    threads: int | None = Field(default=None, ge=1, description="inference threads")
-    top_k: int = Field(default=5, ge=1, description="species returned per detection")
-    lower_conf: float = Field(default=0.05, ge=0.0, le=1.0,
-                              description="classify animal detections at or above this conf")
-    tiger_class: str = Field(default="tiger", description="class name that sets the tiger flag")
-    tiger_threshold: float | None = Field(
-        default=None, ge=0.0, le=1.0,
-        description="tiger score that flags a detection; default: the bundle's, else top class")
 
     # request limits
     max_upload_bytes: int = Field(default=20 * MIB, ge=1, description="largest image file")
