@@ -130,3 +130,13 @@ def test_bad_files_raise_an_error_naming_the_problem(tmp_path, content, message)
     path.write_text(content)
     with pytest.raises(MDResultsError, match=message):
         read_md_results(path)
+
+
+def test_file_names_of_symlinked_images_keep_their_own_folder(tmp_path):
+    from tigertrap.core.md_results import relative_file_name
+
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "cam").mkdir()
+    (tmp_path / "cam" / "a.jpg").symlink_to(tmp_path / "store" / "a.jpg")
+    assert relative_file_name(tmp_path / "cam" / "a.jpg", tmp_path) == "cam/a.jpg"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -34,7 +34,6 @@ __all__ = [
     "MDResults",
     "MDResultsError",
     "locate_image",
-    "merge_results",
     "now_timestamp",
     "parse_md_results",
     "read_md_results",
@@ -245,15 +244,3 @@ def relative_file_name(image: Path, base_dir: Path) -> str:
     # abspath, not resolve: an image that is a symlink keeps its own name and folder.
     return Path(os.path.abspath(image)).relative_to(os.path.abspath(base_dir)).as_posix()
 
-
-def merge_results(parts: Iterable[MDResults]) -> MDResults:
-    """Join several batches; a later entry for the same file replaces an earlier one."""
-    merged: dict[str, ImageResult] = {}
-    first: MDResults | None = None
-    for part in parts:
-        first = first or part
-        for entry in part.images:
-            merged[entry.file] = entry
-    if first is None:
-        return MDResults()
-    return first.model_copy(update={"images": list(merged.values())})

@@ -11,16 +11,13 @@ prepare images while the model runs.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tigertrap.core.images import ImageLoadError, open_image
 from tigertrap.core.md_results import Detection, ImageResult
+from tigertrap.core.megadetector import load_megadetector, megadetector_output_to_stderr
 from tigertrap.detect.weights import DetectorWeights
 
 __all__ = [
@@ -28,19 +25,11 @@ __all__ = [
     "FAILURE_INFER",
     "MegaDetector",
     "PreparedImage",
-    "megadetector_output_to_stderr",
 ]
 
 #: MegaDetector's failure strings; tigertrap appends the reason.
 FAILURE_IMAGE_OPEN = "image access failure"
 FAILURE_INFER = "inference failure"
-
-
-@contextlib.contextmanager
-def megadetector_output_to_stderr() -> Iterator[None]:
-    """megadetector prints progress to stdout; keep stdout for the command's own output."""
-    with contextlib.redirect_stdout(sys.stderr):
-        yield
 
 
 @dataclass
@@ -51,28 +40,6 @@ class PreparedImage:
     model_input: Any
     width: int
     height: int
-
-
-def _import_megadetector() -> Any:
-    # yolov5 imports ultralytics, which would pip-install packages at run time unless told not
-    # to; tigertrap's images carry everything they need.
-    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
-    os.environ.setdefault("YOLO_OFFLINE", "true")
-    from megadetector.detection import run_detector
-
-    return run_detector
-
-
-def _restore_pillow_open() -> None:
-    # ultralytics replaces PIL.Image.open with a wrapper that, on a file Pillow cannot
-    # identify, tries to install pi-heif and raises ImportError; open_image must see Pillow's
-    # own UnidentifiedImageError to record "not an image" and go on.
-    from PIL import Image
-
-    patches = sys.modules.get("ultralytics.utils.patches")
-    original = getattr(patches, "_image_open", None)
-    if original is not None and Image.open is getattr(patches, "image_open", None):
-        Image.open = original
 
 
 def _cuda_available() -> bool:
@@ -86,7 +53,6 @@ class MegaDetector:
 
     def __init__(self, weights: DetectorWeights, *, device: str | None = None,
                  image_size: int | None = None, batch_size: int = 1) -> None:
-        run_detector = _import_megadetector()
         self.weights = weights
         self.image_size = image_size
         self.on_gpu = device != "cpu" and (bool(device) or _cuda_available())
@@ -95,10 +61,7 @@ class MegaDetector:
         options: dict[str, Any] = {"force_cpu": not self.on_gpu}
         if device:
             options["device"] = device
-        with megadetector_output_to_stderr():
-            self._model = run_detector.load_detector(str(weights.path),
-                                                     detector_options=options)
-        _restore_pillow_open()
+        self._model = load_megadetector(str(weights.path), options)
         self._preprocess = getattr(self._model, "preprocess_image", None)
 
     def prepare(self, image: Path, file: str) -> PreparedImage | ImageResult:

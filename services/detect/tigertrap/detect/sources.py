@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tigertrap.core.images import is_image_file
+from tigertrap.core.md_results import relative_file_name
 
 __all__ = [
     "MANIFEST_PATH_COLUMNS",
@@ -143,7 +144,7 @@ def relative_name(image: Path, base_dir: Path) -> str:
         ImageSourceError: the image is not inside ``base_dir``.
     """
     try:
-        return _absolute(image).relative_to(_absolute(base_dir)).as_posix()
+        return relative_file_name(image, base_dir)
     except ValueError:
         raise ImageSourceError(f"{image} is outside {base_dir}, the output file's folder; "
                                f"put MD_FILE in a folder that contains all images") from None

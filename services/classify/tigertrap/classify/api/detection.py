@@ -10,9 +10,6 @@ machine without a detect worker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import sys
 import threading
 import time
 import uuid
@@ -26,6 +23,7 @@ from tigertrap.classify.api.config import ApiSettings
 from tigertrap.classify.api.uploads import Upload, safe_name
 from tigertrap.core.jobs import FINISHED, StageRequest, cancel_job, job_status, submit_job
 from tigertrap.core.md_results import Detection, read_md_results
+from tigertrap.core.megadetector import load_megadetector, megadetector_output_to_stderr
 from tigertrap.core.paths import atomic_write_bytes
 
 __all__ = [
@@ -115,22 +113,6 @@ class QueueDetector:
         return detections
 
 
-@contextlib.contextmanager
-def _stdout_to_stderr() -> Any:
-    # megadetector prints progress to stdout.
-    with contextlib.redirect_stdout(sys.stderr):
-        yield
-
-
-def _restore_pillow_open() -> None:
-    # ultralytics (imported by yolov5) wraps PIL.Image.open so that unidentified images trigger
-    # a package install; put Pillow's own function back.
-    patches = sys.modules.get("ultralytics.utils.patches")
-    original = getattr(patches, "_image_open", None)
-    if original is not None and Image.open is getattr(patches, "image_open", None):
-        Image.open = original
-
-
 class InProcessDetector:
     """MegaDetector loaded in this process (``DETECTION_MODE=inprocess``)."""
 
@@ -141,20 +123,14 @@ class InProcessDetector:
 
     def load(self) -> None:
         """Import megadetector and load ``MD_MODEL`` (a known name or a data-root weights file)."""
-        os.environ.setdefault("YOLO_AUTOINSTALL", "false")
-        os.environ.setdefault("YOLO_OFFLINE", "true")
-        from megadetector.detection.run_detector import load_detector
-
         model = self.settings.md_model
         if model.lower().endswith(WEIGHTS_SUFFIXES):
             model = str(self.settings.data_root().resolve(model, must_exist=True))
-        with _stdout_to_stderr():
-            self._model = load_detector(model, detector_options={"force_cpu": True})
-        _restore_pillow_open()
+        self._model = load_megadetector(model, {"force_cpu": True})
 
     def _detect_one(self, image: Image.Image) -> list[Detection]:
         threshold = self.settings.detection_threshold
-        with self._lock, _stdout_to_stderr():
+        with self._lock, megadetector_output_to_stderr():
             output = self._model.generate_detections_one_image(
                 image, "upload", detection_threshold=threshold)
         if output.get("failure"):
