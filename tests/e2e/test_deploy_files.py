@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tigertrap.core.cli import task_entry_points
 from tigertrap.core.queue import STAGES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,7 +94,10 @@ def test_every_command_compose_runs_exists_in_the_cli(compose):
         if command[:1] != ["tigertrap"]:
             continue
         args = [arg for arg in command[1:] if not arg.startswith("-")][:2]
-        args = args if args[:1] == ["worker"] else args[:1]
+        if args[:1] == ["worker"]:  # `worker --help` alone would not show the stage exists
+            assert args[1] in task_entry_points(), f"{name}: no tasks installed for {args[1]}"
+        else:
+            args = args[:1]
         result = subprocess.run([sys.executable, "-m", "tigertrap.core", *args, "--help"],
                                 capture_output=True, text=True, check=False)
         assert result.returncode == 0, f"{name}: {' '.join(command)}\n{result.stderr}"
