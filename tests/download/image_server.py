@@ -49,7 +49,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         owner = self.server.owner
         mode, _, name = self.path.lstrip("/").partition("/")
-        request_number = owner.count_request(self.path)
+        request_number, gated_number = owner.count_request(self.path)
         image = owner.folder / name
         if mode == "missing" or not image.is_file():
             self._send(404, b"not found", "text/plain")
@@ -60,8 +60,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if mode == "slow":
             owner.release.wait()
-        if mode == "gated" and owner.gate_after is not None \
-                and owner.gated_requests() > owner.gate_after:
+        # The gated position is taken on arrival, so concurrent requests cannot overtake it.
+        if mode == "gated" and owner.gate_after is not None and gated_number > owner.gate_after:
             owner.gate.wait()
             if owner.abandon:
                 self.close_connection = True
@@ -93,6 +93,7 @@ class ImageServer:
         self.requests: Counter[str] = Counter()
         self.served: Counter[str] = Counter()
         self.arrivals: list[float] = []
+        self._gated_arrivals = 0
         self._changed = threading.Condition()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
@@ -102,20 +103,19 @@ class ImageServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}/{mode}/{name}"
 
-    def count_request(self, path: str) -> int:
+    def count_request(self, path: str) -> tuple[int, int]:
+        """This path's request number and, for gated paths, the arrival order among them."""
         with self._changed:
             self.requests[path] += 1
             self.arrivals.append(time.monotonic())
+            if path.startswith("/gated/"):
+                self._gated_arrivals += 1
             self._changed.notify_all()
-            return self.requests[path]
+            return self.requests[path], self._gated_arrivals
 
     def count_served(self, path: str) -> None:
         with self._changed:
             self.served[path] += 1
-
-    def gated_requests(self) -> int:
-        with self._changed:
-            return sum(n for path, n in self.requests.items() if path.startswith("/gated/"))
 
     def wait_for_requests(self, total: int, timeout: float) -> bool:
         """Block until ``total`` requests have arrived; False on timeout."""
