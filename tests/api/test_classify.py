@@ -88,6 +88,8 @@ def test_thirty_two_concurrent_clients_all_get_correct_answers(api: ApiServer):
 
 def test_full_frames_are_detected_on_the_detect_worker_and_their_animals_classified(
         api: ApiServer, detect_worker: Process, fixtures_dir: Path, api_data: Path):
+    jobs = api_data / "jobs"
+    before = set(jobs.iterdir()) if jobs.is_dir() else set()
     response = _post(api, _frames(fixtures_dir), mode="full")
     assert response.status_code == 200, response.text
     images = response.json()["images"]
@@ -103,9 +105,19 @@ def test_full_frames_are_detected_on_the_detect_worker_and_their_animals_classif
     assert any(d["species"] for d in detections)
     for image in images:
         assert image["tiger"] == any(d["tiger"] for d in image["detections"])
-    # The uploads and the detector's output are kept under <data>/jobs/<id>/.
-    md_files = list((api_data / "jobs").glob("*/md.json"))
-    assert md_files and all((f.parent / "uploads").is_dir() for f in md_files)
+    # The frames and the detector's output are not left behind under <data>/jobs/.
+    assert jobs.is_dir() and set(jobs.iterdir()) == before
+
+
+def test_full_frames_are_kept_under_jobs_when_asked(
+        detect_worker: Process, start_server: Callable[..., ApiServer], fixtures_dir: Path,
+        api_data: Path):
+    keeping = start_server(KEEP_UPLOADS="true")
+    before = set((api_data / "jobs").glob("*/md.json"))
+    assert _post(keeping, _frames(fixtures_dir), mode="full").status_code == 200
+    md_files = list(set((api_data / "jobs").glob("*/md.json")) - before)
+    assert len(md_files) == 1
+    assert len(list((md_files[0].parent / "uploads").iterdir())) == len(FULL_FRAMES)
 
 
 def test_full_frames_in_process_match_the_detect_workers_boxes(

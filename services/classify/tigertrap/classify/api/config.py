@@ -51,6 +51,8 @@ class ApiSettings(EngineSettings):
                                        description="detections returned at or above this conf")
     detect_timeout_s: float = Field(default=300.0, gt=0, description="wait for a detect job")
     detect_poll_s: float = Field(default=0.2, gt=0, description="job status poll interval")
+    keep_uploads: bool = Field(default=False, description="keep full frames sent to the detect "
+                                                          "worker under <data>/jobs/<id>/")
     health_timeout_s: float = Field(default=0.5, gt=0, description="worker ping timeout")
 
     def data_root(self) -> DataRoot:

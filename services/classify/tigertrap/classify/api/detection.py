@@ -2,7 +2,9 @@
 
 ``queue`` (the default) keeps PyTorch and the detector out of the API process: the uploads are
 saved under ``<data>/jobs/<id>/uploads``, a detect job is submitted with
-:func:`tigertrap.core.jobs.submit_job`, and its ``md.json`` is read back when the job ends.
+:func:`tigertrap.core.jobs.submit_job`, and its ``md.json`` is read back when the job ends. The
+folder is removed when the request ends (unless ``KEEP_UPLOADS``); folders left by a process
+that died mid-request are removed at start-up once older than twice ``DETECT_TIMEOUT_S``.
 ``inprocess`` imports ``megadetector`` (lazily, at start-up) and runs it here; for a single
 machine without a detect worker.
 """
@@ -10,6 +12,7 @@ machine without a detect worker.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import threading
 import time
 import uuid
@@ -38,6 +41,8 @@ JOBS_DIR = "jobs"
 UPLOADS_DIR = "uploads"
 MD_FILE = "md.json"
 WEIGHTS_SUFFIXES = (".pt", ".pb", ".onnx", ".torchscript")
+#: A request folder older than this many ``DETECT_TIMEOUT_S`` belongs to no waiting request.
+STALE_AFTER_TIMEOUTS = 2
 
 
 class DetectionFailed(Exception):
@@ -63,6 +68,22 @@ class QueueDetector:
     def __init__(self, settings: ApiSettings) -> None:
         self.settings = settings
         self.root = settings.data_root()
+        if not settings.keep_uploads:
+            self._remove_stale_folders()
+
+    def _remove_stale_folders(self) -> None:
+        """Remove request folders that no request can still be waiting for."""
+        jobs = self.root.resolve(JOBS_DIR)
+        if not jobs.is_dir():
+            return
+        oldest = time.time() - STALE_AFTER_TIMEOUTS * self.settings.detect_timeout_s
+        for folder in jobs.iterdir():
+            if folder.is_dir() and folder.stat().st_mtime < oldest:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def _remove(self, folder: str) -> None:
+        if not self.settings.keep_uploads:
+            shutil.rmtree(self.root.resolve(folder), ignore_errors=True)
 
     def _save(self, uploads: Sequence[Upload]) -> tuple[str, list[str]]:
         folder = f"{JOBS_DIR}/{uuid.uuid4().hex}"
@@ -100,9 +121,13 @@ class QueueDetector:
 
     async def detect(self, uploads: Sequence[Upload]) -> list[list[Detection]]:
         folder, names = await run_in_threadpool(self._save, uploads)
-        job_id = await run_in_threadpool(self._submit, folder)
-        await self._wait(job_id)
-        results = read_md_results(self.root.resolve(f"{folder}/{MD_FILE}")).by_file()
+        try:
+            job_id = await run_in_threadpool(self._submit, folder)
+            await self._wait(job_id)
+            results = await run_in_threadpool(
+                lambda: read_md_results(self.root.resolve(f"{folder}/{MD_FILE}")).by_file())
+        finally:
+            await run_in_threadpool(self._remove, folder)
         detections = []
         for name, upload in zip(names, uploads, strict=True):
             entry = results.get(f"{UPLOADS_DIR}/{name}")
