@@ -89,3 +89,10 @@ def test_list_setting_that_is_not_json_names_the_key(monkeypatch):
     monkeypatch.setenv("NAMES", "a,b")
     with pytest.raises(ConfigError, match="NAMES.*JSON"):
         load_settings(ListSettings)
+
+
+def test_a_misspelt_yaml_key_stops_loading_naming_it_and_the_likely_key(tmp_path):
+    (tmp_path / "c.yaml").write_text("SNIP_SIZE: 224\nLOWER_CONFF: 0.2\n")
+    with pytest.raises(ConfigError, match="LOWER_CONFF.*did you mean LOWER_CONF") as error:
+        load_settings(ExampleSettings, yaml_file=tmp_path / "c.yaml")
+    assert error.value.key == "LOWER_CONFF"

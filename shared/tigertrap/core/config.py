@@ -11,6 +11,7 @@ Values given directly (CLI options, job parameters) override every source.
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -49,7 +50,13 @@ class _YamlSource(PydanticBaseSettingsSource):
             if not isinstance(loaded, dict):
                 raise ConfigError("(file)", f"{path} must hold a mapping of KEY: value")
             fields = {name.lower() for name in settings_cls.model_fields}
-            self.data = {str(k).lower(): v for k, v in loaded.items() if str(k).lower() in fields}
+            self.data = {str(k).lower(): v for k, v in loaded.items()}
+            unknown = sorted(set(self.data) - fields)
+            if unknown:
+                close = difflib.get_close_matches(unknown[0], fields, n=1)
+                hint = f"; did you mean {close[0].upper()}?" if close else ""
+                raise ConfigError(str(unknown[0]).upper(),
+                                  f"unknown setting in {path} for {settings_cls.__name__}{hint}")
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return self.data.get(field_name), field_name, False
