@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,25 @@ class Interrupted(RuntimeError):
     """Stands for a worker killed between epochs."""
 
 
+#: Files in the training data that do not decode: (split/class/name, bytes or fixture name).
+BAD_FILES = {
+    "train/tiger/empty.jpg": b"",
+    "train/deer/error_page.jpg": b"<html><body>503 Service Unavailable</body></html>",
+    "val/boar/truncated.jpg": "cameratrapai_african_elephants_truncated_file.jpg",
+}
+
+
 @pytest.fixture(scope="module")
-def mewc_run(image_folders: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
-    output = tmp_path_factory.mktemp("mewc") / "run"
-    return train(tiny_mewc_settings(image_folders / "ds", output))
+def mewc_run(image_folders: Path, fixtures_dir: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    """The mewc recipe on the synthetic folders plus :data:`BAD_FILES`."""
+    root = tmp_path_factory.mktemp("mewc")
+    data = shutil.copytree(image_folders / "ds", root / "ds")
+    for name, content in BAD_FILES.items():
+        if isinstance(content, str):
+            content = (fixtures_dir / "edge_cases" / content).read_bytes()
+        (data / name).write_bytes(content)
+    return train(tiny_mewc_settings(data, root / "run"))
 
 
 def _history(run_dir: Path) -> list[dict[str, str]]:
@@ -63,9 +79,21 @@ def test_bundle_manifest_carries_metrics_and_tiger_threshold(mewc_run: TrainResu
 
 def test_same_seed_and_settings_give_the_same_metrics(
         mewc_run: TrainResult, image_folders: Path, tmp_path: Path) -> None:
+    # Also shows that the files left out change nothing: this run's data has none of them.
     again = train(tiny_mewc_settings(image_folders / "ds", tmp_path / "again"))
     assert _losses(again.run_dir) == _losses(mewc_run.run_dir)
     assert again.metrics["test"] == mewc_run.metrics["test"]
+    assert not (again.run_dir / "unreadable_images.csv").exists()
+
+
+def test_images_that_do_not_decode_are_left_out_and_listed_with_the_reason(
+        mewc_run: TrainResult) -> None:
+    with (mewc_run.run_dir / "unreadable_images.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    listed = {f"{row['split']}/{Path(row['path']).parent.name}/{Path(row['path']).name}"
+              for row in rows}
+    assert listed == set(BAD_FILES)
+    assert all(row["reason"] for row in rows)
 
 
 def _losses(run_dir: Path) -> list[tuple[str, str]]:

@@ -7,7 +7,9 @@ Two layouts are read, both as snip writes them:
   column.
 
 Labels are indices into the explicit class map, never the order of a folder listing; an image of
-a class the map does not know is an error naming the class. Each epoch MEWC re-samples
+a class the map does not know is an error naming the class. An image that does not decode (0
+bytes, truncated, not an image) is left out before training with its reason
+(:func:`drop_unreadable`), so one bad file never stops an epoch. Each epoch MEWC re-samples
 ``CLASS_SAMPLES_DEFAULT`` images per class (or a per-class count), drawing with replacement only
 for a class that has fewer images than that.
 
@@ -20,7 +22,9 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tigertrap.core.class_map import ClassMap
-from tigertrap.core.images import is_image_file
+from tigertrap.core.images import ImageLoadError, is_image_file, open_image
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -39,6 +43,8 @@ __all__ = [
     "DecodedImages",
     "InMemoryImages",
     "LabelledImages",
+    "Unreadable",
+    "drop_unreadable",
     "epoch_counts",
     "eval_dataset",
     "read_folders",
@@ -54,6 +60,8 @@ LABEL_COLUMNS = ("label", "class", "species")
 SPLIT_COLUMN = "split"
 #: Largest number of decoded images the shuffle buffer holds.
 SHUFFLE_BUFFER = 4096
+#: The readability check decodes at 1/8 scale: the whole JPEG stream is read, little is built.
+CHECK_DRAFT_SIZE = (64, 64)
 
 
 class DataError(ValueError):
@@ -97,6 +105,40 @@ def read_folders(root: Path, class_map: ClassMap) -> dict[str, LabelledImages]:
                  if path.is_file() and is_image_file(path)]
         splits[split] = _labelled(pairs, class_map, str(folder))
     return splits
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """An image left out of training: its split, path and why it could not be decoded."""
+
+    split: str
+    path: str
+    reason: str
+
+
+def _problem(path: str) -> str | None:
+    try:
+        open_image(path, draft_size=CHECK_DRAFT_SIZE).close()
+    except ImageLoadError as error:
+        return error.reason
+    return None
+
+
+def drop_unreadable(splits: Mapping[str, LabelledImages], *, threads: int | None = None
+                    ) -> tuple[dict[str, LabelledImages], list[Unreadable]]:
+    """``splits`` without the images that do not decode, and those images with the reason
+    (decoded in parallel, at reduced scale)."""
+    kept: dict[str, LabelledImages] = {}
+    dropped: list[Unreadable] = []
+    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
+        for split, images in splits.items():
+            problems = list(pool.map(_problem, images.paths))
+            good = [i for i, problem in enumerate(problems) if problem is None]
+            dropped += [Unreadable(split, images.paths[i], problem)
+                        for i, problem in enumerate(problems) if problem is not None]
+            kept[split] = LabelledImages(tuple(images.paths[i] for i in good),
+                                         images.labels[good])
+    return kept, dropped
 
 
 def _column(fieldnames: list[str], candidates: tuple[str, ...], csv_path: Path) -> str:

@@ -15,6 +15,7 @@ redone. Every epoch's randomness (sampling, shuffling, augmentation, dropout) is
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import logging
 import os
@@ -31,7 +32,7 @@ from pydantic import BaseModel, Field
 from tigertrap.core.bundle import BundleError, verify_bundle
 from tigertrap.core.class_map import CLASS_MAP_FILE, ClassMap
 from tigertrap.core.config import ConfigError
-from tigertrap.core.paths import atomic_write_json
+from tigertrap.core.paths import atomic_write, atomic_write_json
 from tigertrap.core.queue import ProgressFn
 from tigertrap.train import data as datasets
 from tigertrap.train.backbones import BackboneSpec, block_starts, build_backbone, resolve_backbone
@@ -66,6 +67,8 @@ CHECKPOINT_DIR = "checkpoints"
 BEST_WEIGHTS = "best.weights.h5"
 EVALUATION_DIR = "evaluation"
 METRICS_FILE = "metrics.json"
+#: Images left out because they do not decode (split, path, reason); only when there are any.
+UNREADABLE_FILE = "unreadable_images.csv"
 TEST_SPLITS = ("test", "test2")
 #: The progress callback (and so job cancellation) is consulted every this many batches.
 PROGRESS_EVERY_BATCHES = 25
@@ -136,11 +139,26 @@ def load_splits(settings: TrainSettings, class_map: ClassMap
         splits = datasets.read_folders(settings.data_dir, class_map)
     else:
         raise ConfigError("DATA_DIR", "give DATA_DIR (train/val/test folders) or SNIPS_CSV")
+    splits, unreadable = datasets.drop_unreadable(splits)
+    _record_unreadable(settings.output_path / UNREADABLE_FILE, unreadable)
     for required in ("train", "val"):
         if not len(splits.get(required, ())):
             raise TrainError(f"no {required} images found; the {required} split is required "
                              "(validation never falls back to the test split)")
     return splits
+
+
+def _record_unreadable(path: Path, unreadable: list[datasets.Unreadable]) -> None:
+    """Log the images left out and list them in ``path`` (removed when there are none)."""
+    if not unreadable:
+        path.unlink(missing_ok=True)
+        return
+    for item in unreadable:
+        log.warning("left out of %s: %s (%s)", item.split, item.path, item.reason)
+    with atomic_write(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["split", "path", "reason"])
+        writer.writerows((item.split, item.path, item.reason) for item in unreadable)
 
 
 def _samples_per_class(settings: TrainSettings, class_map: ClassMap) -> dict[int, int]:
