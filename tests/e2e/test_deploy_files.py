@@ -112,3 +112,12 @@ def test_dockerfile_passes_hadolint(dockerfile):
 
 def test_each_stage_has_a_dockerfile():
     assert {p.parent.name for p in DOCKERFILES} >= set(STAGES)
+
+
+def test_publish_runs_only_on_demand_with_the_callers_hub_token():
+    raw = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    publish = raw["services"]["publish"]
+    assert publish["profiles"] == ["tools"], "`docker compose up` must not start publish"
+    assert publish["command"][:2] == ["tigertrap", "publish"]
+    assert publish["environment"]["HF_TOKEN"] == "${HF_TOKEN:-}"
+    assert publish["volumes"] == raw["services"]["snip"]["volumes"], "the same data volume"
