@@ -5,16 +5,25 @@ dataset's folder (``animals/0036/0353.jpg`` for ``.../wcs-unzipped/animals/0036/
 :func:`subset_md_results` keeps the entries of the images a run sampled, renames them to where
 the images now are (``images/<split>/<class>/<file>``) and writes ``md.json`` in format 1.6 next
 to them, so the detect stage can skip those images.
+
+The published files are large (millions of images, gigabytes of JSON, usually zipped), so they
+are streamed with ijson: only the header fields and the entries of sampled images are kept in
+memory; a ``.zip`` is read from its one ``.json`` member without unpacking it to disk.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import functools
 import os
+import zipfile
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
+from typing import IO, Any
 from urllib.parse import unquote, urlsplit
+
+import ijson
 
 from tigertrap.core.md_results import (
     MDResults,
@@ -27,6 +36,12 @@ from tigertrap.download.manifest import ManifestRow
 __all__ = ["MD_FILE", "subset_md_results"]
 
 MD_FILE = "md.json"
+#: Top-level fields kept from a published file besides the sampled images.
+HEADER_FIELDS = frozenset({"info", "detection_categories", "classification_categories",
+                           "classification_category_descriptions"})
+IMAGE_PREFIX = "images.item"
+_OPENS = frozenset({"start_map", "start_array"})
+_CLOSES = frozenset({"end_map", "end_array"})
 
 
 def _url_tails(row: ManifestRow) -> set[str]:
@@ -54,16 +69,71 @@ def _normalised(file: str) -> str:
     return file.replace("\\", "/").lstrip("./").lstrip("/")
 
 
-def _read_raw(path: Path) -> dict:
+def _renamed(index: dict[str, list[ManifestRow]], entry: dict[str, Any]
+             ) -> list[dict[str, Any]]:
+    """``entry`` once per sampled row it belongs to, its ``file`` set to the row's path."""
+    return [{**entry, "file": row.path}
+            for row in index.get(_normalised(str(entry.get("file", ""))), [])]
+
+
+@contextlib.contextmanager
+def _open_json(path: Path) -> Iterator[IO[bytes]]:
+    """The file, or the one ``.json`` member of a ``.zip`` (as LILA ships its MD results)."""
+    if not path.is_file():
+        raise MDResultsError(f"{path}: MegaDetector file not found")
+    if path.suffix.lower() != ".zip":
+        with path.open("rb") as handle:
+            yield handle
+        return
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        raise MDResultsError(f"{path}: MegaDetector file not found") from error
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as error:
+        raise MDResultsError(f"{path}: not a zip file ({error})") from error
+    with archive:
+        members = [name for name in archive.namelist() if name.lower().endswith(".json")]
+        if len(members) != 1:
+            raise MDResultsError(f"{path}: expected one .json file inside, found "
+                                 f"{len(members)}")
+        with archive.open(members[0]) as handle:
+            yield handle
+
+
+def _stream_md(path: Path, keep: Callable[[dict[str, Any]], list[dict[str, Any]]]
+               ) -> dict[str, Any]:
+    """The header fields of the MD file at ``path`` and, as ``images``, what ``keep`` returns
+    for each image entry, read in one streaming pass."""
+    found: dict[str, Any] = {}
+    kept: list[dict[str, Any]] = []
+    has_images = False
+    builder: ijson.ObjectBuilder | None = None
+    building, depth = "", 0
+    try:
+        with _open_json(path) as handle:
+            for prefix, event, value in ijson.parse(handle, use_float=True):
+                if builder is None:
+                    if prefix == "" and event == "map_key" and value == "images":
+                        has_images = True
+                    if prefix != IMAGE_PREFIX and prefix not in HEADER_FIELDS:
+                        continue
+                    if event == "map_key":
+                        continue
+                    builder, building, depth = ijson.ObjectBuilder(), prefix, 0
+                builder.event(event, value)
+                depth += (event in _OPENS) - (event in _CLOSES)
+                if depth == 0:
+                    if building == IMAGE_PREFIX:
+                        if isinstance(builder.value, dict):
+                            kept += keep(builder.value)
+                    else:
+                        found[building] = builder.value
+                    builder = None
+    except ijson.JSONError as error:
         raise MDResultsError(f"{path}: not a JSON file ({error})") from error
-    if not isinstance(raw, dict) or not isinstance(raw.get("images"), list):
+    except UnicodeDecodeError as error:
+        raise MDResultsError(f"{path}: not a JSON file ({error})") from error
+    if not has_images:
         raise MDResultsError(f"{path}: not MegaDetector output (no 'images' list)")
-    return raw
+    return {**found, "images": kept}
 
 
 def subset_md_results(md_files: Mapping[str, str | os.PathLike[str]], rows: list[ManifestRow],
@@ -86,13 +156,10 @@ def subset_md_results(md_files: Mapping[str, str | os.PathLike[str]], rows: list
     matched: dict[str, int] = {}
     for dataset, md_file in md_files.items():
         index = _index([row for row in rows if row.dataset == dataset and row.complete])
-        raw = _read_raw(Path(md_file))
-        kept = []
-        for entry in raw["images"]:
-            for row in index.get(_normalised(str(entry.get("file", ""))), []):
-                kept.append({**entry, "file": row.path})
+        raw = _stream_md(Path(md_file), functools.partial(_renamed, index))
+        kept = raw["images"]
         matched[dataset] = len(kept)
-        part = parse_md_results({**raw, "images": kept}, source=str(md_file))
+        part = parse_md_results(raw, source=str(md_file))
         if merged is None:
             merged = part
         else:
