@@ -1,9 +1,9 @@
 """Model files for AddaxAI's Keras 3.3: same function, config Keras 3.3 can read.
 
-``ADDAXAI_TF_PYTHON`` may name a Python with AddaxAI's ``tensorflow-v2`` pins (TensorFlow 2.16.2,
-Keras 3.3.3, numpy 1.26.4, PyYAML, Pillow, opencv-python-headless); then the published folders
-are also loaded and run there. Without it those tests are skipped (the environment is large and
-cannot be installed offline).
+``ADDAXAI_TF_PYTHON`` names a Python with AddaxAI's ``tensorflow-v2`` pins
+(``addaxai-tf-requirements.txt``: TensorFlow 2.16.2, Keras 3.3.3, numpy 1.26.4, ...);
+``scripts/test`` builds one in ``.venv-addaxai`` and sets it, so the published folders are also
+loaded and run there. Run bare pytest without it and those two tests are skipped.
 """
 
 from __future__ import annotations
