@@ -133,3 +133,33 @@ def test_v7_inference_runs_in_addaxai_keras(addaxai_folders: Path, fixtures_dir:
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert sorted(name for name, _ in report["classification"]) == sorted(CLASSES)
     assert report["missing"] == []
+
+
+_PREDICT_IN_ADDAXAI = """
+import numpy as np
+import keras
+model = keras.saving.load_model({model!r}, compile=False)
+np.save({probs!r}, model.predict(np.load({images!r}), verbose=0))
+print(keras.__version__)
+"""
+
+
+@needs_addaxai_python
+@pytest.mark.parametrize("kimm_name", ["ConvNeXtAtto", "VisionTransformerTiny16"])
+def test_convnext_and_vit_model_files_run_in_addaxai_keras(kimm_name: str,
+                                                            tmp_path: Path) -> None:
+    from tests.train.bundle_factory import random_kimm_classifier
+    from tigertrap.train.export import export_bundle
+
+    size = 32
+    model = random_kimm_classifier(kimm_name, len(CLASSES), size)
+    bundle = export_bundle(model, CLASSES, tmp_path / "bundle", name="t", input_size=size)
+    compatible = write_compatible_keras(bundle / "model.keras", tmp_path / "model.keras")
+    images, _ = tiny_training_images(CLASSES, size, seed=3, per_class=1)
+    np.save(tmp_path / "images.npy", images)
+    version = _run_in_addaxai_python(_PREDICT_IN_ADDAXAI.format(
+        model=str(compatible), images=str(tmp_path / "images.npy"),
+        probs=str(tmp_path / "probs.npy")))
+    assert version == "3.3.3"
+    expected = np.asarray(model(images, training=False))
+    np.testing.assert_allclose(np.load(tmp_path / "probs.npy"), expected, rtol=0, atol=1e-5)

@@ -15,13 +15,17 @@ import inspect
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tests.train.synthetic import class_images
 from tigertrap.core.bundle import load_manifest, write_manifest
 
-__all__ = ["TINY_BACKBONE", "build_tiny_bundle", "tiny_training_images"]
+if TYPE_CHECKING:
+    import keras
+
+__all__ = ["TINY_BACKBONE", "build_tiny_bundle", "random_kimm_classifier", "tiny_training_images"]
 
 TINY_BACKBONE = "MobileNetV3W050Small"
 BATCH = 16
@@ -99,3 +103,31 @@ def build_tiny_bundle(out_dir: Path, class_names: list[str], input_size: int = 6
     manifest = load_manifest(out_dir)
     write_manifest(out_dir, manifest.model_copy(update={"name": out_dir.name}))
     return out_dir
+
+
+def random_kimm_classifier(kimm_name: str, classes: int, input_size: int) -> keras.Model:
+    """An untrained mewc classifier on ``kimm_name`` whose kimm-specific layers hold random
+    weights of a trained model's scale (kimm starts layer scales at 1e-5 and the class token at
+    0, which would hide a wrong weight mapping)."""
+    from tigertrap.train.backbones import build_backbone, resolve_backbone
+    from tigertrap.train.model import build_classifier
+
+    model = build_classifier(build_backbone(resolve_backbone(kimm_name, input_size), "none"),
+                             classes)
+    rng = np.random.default_rng(5)
+    stack = list(model.layers)
+    while stack:
+        layer = stack.pop()
+        stack.extend(getattr(layer, "layers", []))
+        if not type(layer).__module__.startswith("kimm"):
+            continue
+        for weight in layer.weights:
+            shape = tuple(weight.shape)
+            if weight.path.endswith("gamma"):
+                value = rng.normal(1.0, 0.2, shape)
+            elif weight.path.endswith("kernel"):
+                value = rng.normal(0.0, shape[0] ** -0.5, shape)
+            else:
+                value = rng.normal(0.0, 0.2, shape)
+            weight.assign(value.astype("float32"))
+    return model

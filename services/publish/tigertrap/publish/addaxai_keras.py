@@ -39,6 +39,7 @@ NEWER_ARGUMENTS: dict[str, dict[str, tuple[Any, ...]]] = {
     "Conv3D": {"lora_alpha": (None,)},
     "Resizing": {"antialias": (False,)},
     "BatchNormalization": {"renorm": (False,)},
+    "ZeroPadding1D": {"data_format": ("channels_last",)},
     "MultiHeadAttention": {"flash_attention": (None, False), "seed": (None,),
                            "sliding_window": (None,), "use_gate": (False,)},
 }

@@ -1,8 +1,10 @@
 """Export a trained classifier as a bundle (ARCHITECTURE.md, ``tigertrap.core.bundle``).
 
 The bundle folder holds ``model.keras`` (raw RGB 0-255 in, preprocessing inside, reloads with
-plain ``keras.saving.load_model``), ``model.onnx`` (tf2onnx, checked against Keras on a probe
-batch to within :data:`ONNX_TOLERANCE`), ``class_map.yaml``, ``manifest.json`` with the sha256 of
+plain ``keras.saving.load_model``: kimm's own layers are rebuilt from built-in ones by
+:mod:`tigertrap.train.portable` and checked to give the same outputs), ``model.onnx`` (tf2onnx,
+with exact GELU's ``Erfc`` written as ``1 - Erf``; checked against Keras on a probe batch to
+within :data:`ONNX_TOLERANCE`), ``class_map.yaml``, ``manifest.json`` with the sha256 of
 those files, and ``metrics/``. The bundle is assembled in a temporary sibling folder and renamed
 into place, so a reader never sees half a bundle.
 """
@@ -29,6 +31,7 @@ from tigertrap.core.bundle import (
 )
 from tigertrap.core.class_map import CLASS_MAP_FILE, ClassMap
 from tigertrap.core.paths import TEMP_SUFFIX
+from tigertrap.train.portable import KERAS_MODULE, PortableError, portable_model
 
 if TYPE_CHECKING:
     import keras
@@ -39,9 +42,8 @@ __all__ = [
     "ONNX_OPSET",
     "ONNX_TOLERANCE",
     "ExportError",
-    "check_onnx_export",
+    "check_export",
     "export_bundle",
-    "foreign_layers",
     "plain_model",
 ]
 
@@ -52,10 +54,10 @@ ONNX_INPUT = "image"
 ONNX_OPSET = 17
 #: Largest absolute difference allowed between ONNX Runtime's and Keras's probabilities.
 ONNX_TOLERANCE = 1e-4
+#: Largest absolute difference allowed between the trained model and its kimm-free rebuild.
+PORTABLE_TOLERANCE = 1e-5
 PROBE_IMAGES = 4
 PROBE_SEED = 20240601
-#: Modules whose layer classes plain Keras can deserialise.
-_KERAS_MODULE = "keras."
 
 
 class ExportError(RuntimeError):
@@ -71,22 +73,9 @@ def plain_model(model: keras.Model) -> keras.Model:
     import keras
 
     if type(model) in (keras.Model, keras.models.Model) or (
-            type(model).__module__.startswith(_KERAS_MODULE)):
+            type(model).__module__.startswith(KERAS_MODULE)):
         return model
     return keras.Model(model.inputs[0], model.outputs[0], name=model.name)
-
-
-def foreign_layers(model: keras.Model) -> list[str]:
-    """Class names of the layers (at any depth) that plain Keras cannot load."""
-    found: set[str] = set()
-    stack: list[Any] = list(model.layers)
-    while stack:
-        layer = stack.pop()
-        module = type(layer).__module__
-        if not module.startswith(_KERAS_MODULE):
-            found.add(f"{module}.{type(layer).__name__}")
-        stack.extend(getattr(layer, "layers", []))
-    return sorted(found)
 
 
 def _save_keras(model: keras.Model, path: Path) -> None:
@@ -96,10 +85,32 @@ def _save_keras(model: keras.Model, path: Path) -> None:
     os.replace(temporary, path)
 
 
+def _register_erfc() -> None:
+    """Teach tf2onnx TensorFlow's ``Erfc`` (exact GELU in ConvNeXt and ViT) as ``1 - Erf(x)``,
+    through its handler registry (``tf2onnx.handler.tf_op``)."""
+    from tf2onnx import utils
+    from tf2onnx.handler import tf_op
+
+    class Erfc:
+        @classmethod
+        def version_9(cls, ctx: Any, node: Any, **kwargs: Any) -> None:
+            x = node.input[0]
+            one = ctx.make_const(utils.make_name(f"{node.name}_one"), np.array(
+                1, utils.map_onnx_to_numpy_type(ctx.get_dtype(x)))).output[0]
+            erf = ctx.make_node("Erf", [x], op_name_scope=node.name).output[0]
+            shapes, dtypes = node.output_shapes, node.output_dtypes
+            ctx.remove_node(node.name)
+            ctx.make_node("Sub", [one, erf], outputs=node.output, name=node.name,
+                          shapes=shapes, dtypes=dtypes)
+
+    tf_op("Erfc")(Erfc)
+
+
 def _save_onnx(model: keras.Model, path: Path, input_size: int) -> None:
     import tensorflow as tf
     import tf2onnx
 
+    _register_erfc()
     spec = (tf.TensorSpec((None, input_size, input_size, 3), tf.float32, name=ONNX_INPUT),)
     temporary = path.with_name(f".{path.name}{TEMP_SUFFIX}")
     # tf2onnx's transpose optimiser logs a harmless traceback for some kimm graphs.
@@ -126,26 +137,48 @@ def onnx_difference(model: keras.Model, onnx_path: Path, input_size: int) -> flo
     return float(np.max(np.abs(actual - expected)))
 
 
-def check_onnx_export(model: keras.Model, input_size: int) -> None:
-    """Convert ``model`` to ONNX in a scratch folder and load it, so that a backbone whose
-    graph tf2onnx or ONNX Runtime cannot handle (exact GELU's ``Erfc`` in ConvNeXt and ViT,
+def _portable(model: keras.Model) -> keras.Model:
+    try:
+        return portable_model(plain_model(model))
+    except PortableError as error:
+        raise ExportError(f"{model.name}: model.keras would need kimm to load ({error}); "
+                          "choose a backbone made of Keras layers (EfficientNet, ConvNeXt, "
+                          "ViT, MobileNet, ResNet, ...)") from error
+
+
+def check_export(model: keras.Model, input_size: int) -> None:
+    """Rebuild ``model`` without kimm's layers and convert it to ONNX in a scratch folder, so
+    that a backbone that cannot be exported (a kimm layer without a built-in equivalent,
     grouped convolutions in RegNet) is refused before training rather than after it.
 
     Raises:
-        ExportError: naming the backbone and the converter's complaint.
+        ExportError: naming the backbone and the rebuild's or the converter's complaint.
     """
     import onnxruntime
 
+    portable = _portable(model)
     with tempfile.TemporaryDirectory(prefix="tigertrap-onnx-check-") as folder:
         path = Path(folder) / MODEL_ONNX
         try:
-            _save_onnx(plain_model(model), path, input_size)
+            _save_onnx(portable, path, input_size)
             onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as error:  # tf2onnx and onnxruntime raise many unrelated types
             first_line = str(error).strip().splitlines()[0][:300] if str(error) else ""
             raise ExportError(f"{model.name}: this backbone cannot be exported to ONNX "
                               f"({type(error).__name__}: {first_line}); choose an EfficientNet, "
-                              "MobileNet or ResNet backbone") from error
+                              "ConvNeXt, ViT, MobileNet or ResNet backbone") from error
+
+
+def _check_portable(model: keras.Model, portable: keras.Model, input_size: int,
+                    name: str) -> None:
+    if portable is model:
+        return
+    images = probe_images(input_size)
+    difference = float(np.max(np.abs(np.asarray(model(images, training=False))
+                                      - np.asarray(portable(images, training=False)))))
+    if difference > PORTABLE_TOLERANCE:
+        raise ExportError(f"{name}: the model rebuilt without kimm's layers differs by "
+                          f"{difference:.2e} (> {PORTABLE_TOLERANCE:.0e})")
 
 
 def _copy_metrics(source: Path | None, target: Path) -> list[str]:
@@ -180,29 +213,27 @@ def export_bundle(model: keras.Model, class_map: ClassMap | Iterable[str],
                   recipe: str = "", metrics: dict[str, Any] | None = None,
                   tiger_threshold: float | None = None, config_hash: str = "",
                   metrics_dir: str | os.PathLike[str] | None = None, version: str = "0.1.0",
-                  extra: dict[str, Any] | None = None,
-                  allow_custom_layers: bool = False) -> Path:
+                  extra: dict[str, Any] | None = None) -> Path:
     """Write the classifier bundle of ``model`` to ``out_dir`` and return ``out_dir``.
 
     ``model`` takes raw RGB 0-255 images of ``input_size`` square and returns one softmax
     probability per class in ``class_map`` order. ``metrics_dir`` (reports, confusion matrices)
-    is copied to ``metrics/``; ``extra`` adds fields to the manifest. A model with layers plain
-    Keras cannot load (kimm's ConvNeXt ``LayerScale``, ViT ``Attention``) is refused unless
-    ``allow_custom_layers``; then ``model.keras`` needs kimm to load, the manifest lists those
-    layers under ``keras_custom_layers``, and ``model.onnx`` is the portable form.
+    is copied to ``metrics/``; ``extra`` adds fields to the manifest. kimm's own layers
+    (ConvNeXt's ``LayerScale``, ViT's ``Attention`` and ``PositionEmbedding``) are replaced by
+    built-in ones first, and the result is checked to give the same outputs.
 
     Raises:
-        ExportError: the model's output does not match the class map, its layers cannot be
-            loaded by plain Keras, or the ONNX model differs from Keras by more than
+        ExportError: the model's output does not match the class map, a layer plain Keras
+            cannot load has no built-in equivalent, or the rebuilt model or the ONNX model
+            differs from Keras by more than :data:`PORTABLE_TOLERANCE` or
             :data:`ONNX_TOLERANCE`.
     """
     classes = class_map if isinstance(class_map, ClassMap) else ClassMap(class_map)
     model = plain_model(model)
     _check_shapes(model, classes, input_size)
-    foreign = foreign_layers(model)
-    if foreign and not allow_custom_layers:
-        raise ExportError(f"{name}: layers {', '.join(foreign)} cannot be loaded by plain Keras; "
-                          "choose a backbone made of Keras layers (EfficientNet, MobileNet, ...)")
+    portable = _portable(model)
+    _check_portable(model, portable, input_size, name)
+    model = portable
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=TEMP_SUFFIX, dir=out.parent))
@@ -221,7 +252,7 @@ def export_bundle(model: keras.Model, class_map: ClassMap | Iterable[str],
             backbone=backbone, recipe=recipe, classes=list(classes.names),
             metrics=metrics or {}, tiger_threshold=tiger_threshold, config_hash=config_hash,
             input_range=[0, 255], input_layout="NHWC RGB float32", onnx_input=ONNX_INPUT,
-            onnx_max_abs_difference=difference, keras_custom_layers=foreign, **(extra or {}))
+            onnx_max_abs_difference=difference, **(extra or {}))
         write_manifest(staging, manifest, hash_files=[MODEL_KERAS, MODEL_ONNX, CLASS_MAP_FILE])
         _replace_folder(staging, out)
     except BaseException:

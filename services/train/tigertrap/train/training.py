@@ -44,7 +44,7 @@ from tigertrap.train.evaluate import (
     tiger_precision_recall,
     tiger_threshold,
 )
-from tigertrap.train.export import check_onnx_export, export_bundle, foreign_layers
+from tigertrap.train.export import check_export, export_bundle
 from tigertrap.train.model import (
     build_classifier,
     freeze_backbone,
@@ -222,11 +222,7 @@ class _Run:
         self.model = build_classifier(backbone, len(self.class_map), head=self.settings.head
                                       or "mewc", dropout=dropouts[0], name=self.settings.savefile)
         if self.state.epochs_done == 0:
-            check_onnx_export(self.model, self.spec.input_size)
-        custom = foreign_layers(self.model)
-        if custom:
-            log.warning("%s has layers plain Keras cannot load (%s): its model.keras will need "
-                        "kimm; model.onnx does not", self.spec.kimm_name, ", ".join(custom))
+            check_export(self.model, self.spec.input_size)
         if self.state.checkpoint:
             self.model.load_weights(self.checkpoints / self.state.checkpoint)
 
@@ -544,8 +540,7 @@ def _export(run: _Run, metrics: dict[str, Any]) -> None:
                   metrics_dir=run.run_dir / EVALUATION_DIR,
                   extra={"kimm_model": run.spec.kimm_name, "weights": settings.weights,
                          "seed": settings.seed, "tiger_class": settings.tiger_class,
-                         "tiger_target_recall": settings.tiger_recall},
-                  allow_custom_layers=True)
+                         "tiger_target_recall": settings.tiger_recall})
 
 
 @contextlib.contextmanager
