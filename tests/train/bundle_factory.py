@@ -108,9 +108,12 @@ def build_tiny_bundle(out_dir: Path, class_names: list[str], input_size: int = 6
 def random_kimm_classifier(kimm_name: str, classes: int, input_size: int) -> keras.Model:
     """An untrained mewc classifier on ``kimm_name`` whose kimm-specific layers hold random
     weights of a trained model's scale (kimm starts layer scales at 1e-5 and the class token at
-    0, which would hide a wrong weight mapping)."""
+    0, which would hide a wrong weight mapping), its output layer scaled so that the
+    probabilities are far from 0 and 1 (saturated ones would hide differences too)."""
+    import keras
+
     from tigertrap.train.backbones import build_backbone, resolve_backbone
-    from tigertrap.train.model import build_classifier
+    from tigertrap.train.model import OUTPUT_LAYER, build_classifier
 
     model = build_classifier(build_backbone(resolve_backbone(kimm_name, input_size), "none"),
                              classes)
@@ -122,12 +125,19 @@ def random_kimm_classifier(kimm_name: str, classes: int, input_size: int) -> ker
         if not type(layer).__module__.startswith("kimm"):
             continue
         for weight in layer.weights:
-            shape = tuple(weight.shape)
-            if weight.path.endswith("gamma"):
-                value = rng.normal(1.0, 0.2, shape)
-            elif weight.path.endswith("kernel"):
-                value = rng.normal(0.0, shape[0] ** -0.5, shape)
+            shape, name = tuple(weight.shape), weight.path.split("/")[-1]
+            if name in ("gamma", "moving_variance"):
+                value = rng.uniform(0.5, 1.5, shape)
+            elif name in ("beta", "moving_mean"):
+                value = rng.normal(0.0, 0.1, shape)
+            elif name == "kernel":
+                value = rng.normal(0.0, np.prod(shape[:-1]) ** -0.5, shape)
             else:
                 value = rng.normal(0.0, 0.2, shape)
             weight.assign(value.astype("float32"))
+    output = model.get_layer(OUTPUT_LAYER)
+    images, _ = tiny_training_images(["a", "b"], input_size, seed=1, per_class=2)
+    inputs = np.asarray(keras.Model(model.inputs, output.input)(images))
+    logits = inputs @ np.asarray(output.kernel)
+    output.kernel.assign(np.asarray(output.kernel) / max(float(logits.std()), 1e-6))
     return model

@@ -54,8 +54,10 @@ ONNX_INPUT = "image"
 ONNX_OPSET = 17
 #: Largest absolute difference allowed between ONNX Runtime's and Keras's probabilities.
 ONNX_TOLERANCE = 1e-4
-#: Largest absolute difference allowed between the trained model and its kimm-free rebuild.
-PORTABLE_TOLERANCE = 1e-5
+#: Largest absolute difference allowed between the trained model's probabilities and those of
+#: its kimm-free rebuild (kimm's ConvNeXt and ViT layers rebuild exactly; RepVGG-style branches
+#: fused into one convolution differ by float rounding).
+PORTABLE_TOLERANCE = 1e-4
 PROBE_IMAGES = 4
 PROBE_SEED = 20240601
 
@@ -134,7 +136,7 @@ def onnx_difference(model: keras.Model, onnx_path: Path, input_size: int) -> flo
     expected = np.asarray(model(images, training=False))
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     actual = session.run(None, {session.get_inputs()[0].name: images})[0]
-    return float(np.max(np.abs(actual - expected)))
+    return _largest_difference(expected, actual)
 
 
 def _portable(model: keras.Model) -> keras.Model:
@@ -169,14 +171,21 @@ def check_export(model: keras.Model, input_size: int) -> None:
                               "ConvNeXt, ViT, MobileNet or ResNet backbone") from error
 
 
+def _largest_difference(expected: np.ndarray, actual: np.ndarray) -> float:
+    """Largest absolute difference; infinite when either side is not finite."""
+    if not (np.all(np.isfinite(expected)) and np.all(np.isfinite(actual))):
+        return float("inf")
+    return float(np.max(np.abs(expected - actual)))
+
+
 def _check_portable(model: keras.Model, portable: keras.Model, input_size: int,
                     name: str) -> None:
     if portable is model:
         return
     images = probe_images(input_size)
-    difference = float(np.max(np.abs(np.asarray(model(images, training=False))
-                                      - np.asarray(portable(images, training=False)))))
-    if difference > PORTABLE_TOLERANCE:
+    difference = _largest_difference(np.asarray(model(images, training=False)),
+                                     np.asarray(portable(images, training=False)))
+    if not difference <= PORTABLE_TOLERANCE:
         raise ExportError(f"{name}: the model rebuilt without kimm's layers differs by "
                           f"{difference:.2e} (> {PORTABLE_TOLERANCE:.0e})")
 
@@ -241,7 +250,7 @@ def export_bundle(model: keras.Model, class_map: ClassMap | Iterable[str],
         _save_keras(model, staging / MODEL_KERAS)
         _save_onnx(model, staging / MODEL_ONNX, input_size)
         difference = onnx_difference(model, staging / MODEL_ONNX, input_size)
-        if difference > ONNX_TOLERANCE:
+        if not difference <= ONNX_TOLERANCE:
             raise ExportError(f"{name}: ONNX output differs from Keras by {difference:.2e} "
                               f"(> {ONNX_TOLERANCE:.0e})")
         classes.save(staging / CLASS_MAP_FILE)

@@ -9,8 +9,12 @@ replaced by built-in layers that compute the same function from the same weights
 - ``PositionEmbedding`` (class token, then a learned embedding per position): ``ZeroPadding1D``
   puts an empty token first, then an ``EinsumDense`` with a unit kernel adds one bias per token
   and channel, whose first row is the class token plus its position embedding;
-- ``Attention`` (one fused qkv projection): ``MultiHeadAttention`` with the qkv kernel split into
-  query, key and value per head.
+- ``Attention`` (one fused qkv projection; ViT, and MobileViT over the pixels of each patch):
+  ``MultiHeadAttention`` with the qkv kernel split into query, key and value per head;
+- ``ReparameterizableConv2D`` (RepVGG, MobileOne, GhostNetV3: parallel conv and BatchNorm
+  branches): the single ``Conv2D`` or ``DepthwiseConv2D`` (with bias) that kimm's own
+  ``get_reparameterized_weights`` fuses them into, after the same zero padding and before the
+  same activation — the form these models are meant to be deployed in.
 
 Each replacement is a small functional model named like the layer it replaces. Every other layer
 is reused as it is. A layer of any other foreign class is an error naming it.
@@ -95,15 +99,18 @@ def _position_embedding(layer: Any) -> Replacement:
 def _attention(layer: Any) -> Replacement:
     from keras import layers
 
+    rank = len(layer.input.shape)
     width = int(layer.input.shape[-1])
     heads, head_width = int(layer.num_heads), int(layer.head_dim)
-    if len(layer.input.shape) != 3 or heads * head_width != width:
-        raise PortableError(f"{layer.name}: Attention on a {len(layer.input.shape)}-d input "
+    if rank not in (3, 4) or heads * head_width != width:
+        raise PortableError(f"{layer.name}: Attention on a {rank}-d input of width {width} "
                             "has no built-in equivalent here")
     qkv_kernel = np.asarray(layer.qkv.kernel.numpy())
     qkv_bias = (np.asarray(layer.qkv.bias.numpy()) if layer.qkv.use_bias
                 else np.zeros(3 * width, "float32"))
-    attention = layers.MultiHeadAttention(heads, head_width, name=f"{layer.name}_mha")
+    # A 4-d input (MobileViT: batch, patch position, pixel, channel) attends over its pixels.
+    attention = layers.MultiHeadAttention(heads, head_width, name=f"{layer.name}_mha",
+                                          attention_axes=(2,) if rank == 4 else None)
 
     def set_weights() -> None:
         weights = []
@@ -118,10 +125,34 @@ def _attention(layer: Any) -> Replacement:
     return _wrapped(layer, lambda x: attention(x, x)), set_weights
 
 
+def _reparameterizable_conv(layer: Any) -> Replacement:
+    from keras import layers
+
+    kernel, bias = (np.asarray(w) for w in layer.get_reparameterized_weights())
+    if layer.use_depthwise:
+        conv = layers.DepthwiseConv2D(layer.kernel_size, layer.strides, layer.padding,
+                                      name=f"{layer.name}_conv")
+    else:
+        conv = layers.Conv2D(layer.filters, layer.kernel_size, layer.strides, layer.padding,
+                             name=f"{layer.name}_conv")
+    pad = layer.zero_padding.padding if layer.zero_padding is not None else None
+
+    def build(x: keras.KerasTensor) -> keras.KerasTensor:
+        if pad is not None:
+            x = layers.ZeroPadding2D(pad, name=f"{layer.name}_pad")(x)
+        x = conv(x)
+        if layer.activation is not None:
+            x = layers.Activation(layer.activation, name=f"{layer.name}_act")(x)
+        return x
+
+    return _wrapped(layer, build), lambda: conv.set_weights([kernel, bias])
+
+
 REPLACEMENTS: dict[str, Callable[[Any], Replacement]] = {
     "LayerScale": _layer_scale,
     "PositionEmbedding": _position_embedding,
     "Attention": _attention,
+    "ReparameterizableConv2D": _reparameterizable_conv,
 }
 
 
