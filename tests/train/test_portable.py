@@ -1,6 +1,6 @@
 """Bundles of kimm models with kimm's own layers (ConvNeXt, ViT, MobileViT, MobileOne): those
 layers rebuilt from built-in Keras ones, so that ``model.keras`` loads without kimm and gives
-the same outputs, and ``model.onnx`` (with exact GELU) matches it."""
+the same outputs, and ``model.onnx`` (with exact GELU, grouped convolutions) matches it."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from tests.train.bundle_factory import random_kimm_classifier, tiny_training_ima
 CLASSES = ["tiger", "leopard", "deer"]
 SIZE = 32
 #: One model per kind of kimm layer: LayerScale, Attention + PositionEmbedding, 4-d Attention
-#: (attention within patches), ReparameterizableConv2D; with an input size each accepts.
+#: (attention within patches), ReparameterizableConv2D; and RegNet's grouped convolutions
+#: (built-in Keras, but a call tf2onnx cannot convert as Keras traces it); with an input size
+#: each accepts.
 MODELS = {"ConvNeXtAtto": 32, "VisionTransformerTiny16": 32, "MobileViTXXS": 64,
-          "MobileOneS0": 32}
+          "MobileOneS0": 32, "RegNetX002": 32}
 
 _LOAD_WITHOUT_KIMM = """
 import json, sys

@@ -108,6 +108,34 @@ def _register_erfc() -> None:
     tf_op("Erfc")(Erfc)
 
 
+def _plain_grouped_convolutions(model: keras.Model) -> keras.Model:
+    """``model`` with each grouped ``Conv2D`` traced as one TensorFlow ``Conv2D`` op, which
+    tf2onnx converts to an ONNX ``Conv`` with ``group`` (Keras runs grouped convolutions as an
+    XLA-compiled function on CPU, a call tf2onnx cannot convert). Only for the conversion: the
+    layers share the model's weights and the result is never saved."""
+    import keras
+    import tensorflow as tf
+
+    class TracedGroupedConv2D(keras.layers.Layer):
+        def __init__(self, source: keras.layers.Conv2D) -> None:
+            super().__init__(name=source.name)
+            self.source = source
+
+        def call(self, inputs: Any, **kwargs: Any) -> Any:
+            conv = self.source
+            outputs = tf.nn.conv2d(inputs, conv.kernel, strides=conv.strides,
+                                   padding=conv.padding.upper(), dilations=conv.dilation_rate)
+            if conv.use_bias:
+                outputs = tf.nn.bias_add(outputs, conv.bias)
+            return conv.activation(outputs)
+
+    def clone(layer: Any) -> Any:
+        grouped = isinstance(layer, keras.layers.Conv2D) and getattr(layer, "groups", 1) > 1
+        return TracedGroupedConv2D(layer) if grouped else layer
+
+    return keras.models.clone_model(model, clone_function=clone, recursive=True)
+
+
 def _save_onnx(model: keras.Model, path: Path, input_size: int) -> None:
     import tensorflow as tf
     import tf2onnx
@@ -117,8 +145,8 @@ def _save_onnx(model: keras.Model, path: Path, input_size: int) -> None:
     temporary = path.with_name(f".{path.name}{TEMP_SUFFIX}")
     # tf2onnx's transpose optimiser logs a harmless traceback for some kimm graphs.
     logging.getLogger("tf2onnx").setLevel(logging.CRITICAL)
-    tf2onnx.convert.from_keras(model, input_signature=spec, opset=ONNX_OPSET,
-                               output_path=str(temporary))
+    tf2onnx.convert.from_keras(_plain_grouped_convolutions(model), input_signature=spec,
+                               opset=ONNX_OPSET, output_path=str(temporary))
     os.replace(temporary, path)
 
 
@@ -150,8 +178,8 @@ def _portable(model: keras.Model) -> keras.Model:
 
 def check_export(model: keras.Model, input_size: int) -> None:
     """Rebuild ``model`` without kimm's layers and convert it to ONNX in a scratch folder, so
-    that a backbone that cannot be exported (a kimm layer without a built-in equivalent,
-    grouped convolutions in RegNet) is refused before training rather than after it.
+    that a backbone that cannot be exported (a kimm layer without a built-in equivalent, an op
+    tf2onnx or ONNX Runtime cannot handle) is refused before training rather than after it.
 
     Raises:
         ExportError: naming the backbone and the rebuild's or the converter's complaint.
@@ -167,8 +195,8 @@ def check_export(model: keras.Model, input_size: int) -> None:
         except Exception as error:  # tf2onnx and onnxruntime raise many unrelated types
             first_line = str(error).strip().splitlines()[0][:300] if str(error) else ""
             raise ExportError(f"{model.name}: this backbone cannot be exported to ONNX "
-                              f"({type(error).__name__}: {first_line}); choose an EfficientNet, "
-                              "ConvNeXt, ViT, MobileNet or ResNet backbone") from error
+                              f"({type(error).__name__}: {first_line}); choose another "
+                              "backbone (EfficientNet, ConvNeXt, ViT, ...)") from error
 
 
 def _largest_difference(expected: np.ndarray, actual: np.ndarray) -> float:
