@@ -7,15 +7,18 @@
     :class:`tigertrap.classify.engine.InferenceEngine` in batches, on each backend: ONNX Runtime
     (the default), OpenVINO f32, and OpenVINO bf16 (CPUs with bfloat16 instructions).
 
-The model is a realistically sized one: kimm EfficientNetV2B0 at 224 px (random weights; speed
-does not depend on them) with a 10-class head, exported as a tigertrap bundle by the train
-stage's ``export_bundle``. The crops are cut from the real fixture images (MegaDetector boxes
-and extra boxes) at mewc-snip's 600 px and saved as JPEG, as mewc-snip writes them.
+The model is named by its MEWC code (``--model``): ``EN0`` (kimm EfficientNetV2B0 at 224 px, the
+default here) or ``ENS`` (EfficientNetV2S at 384 px, tigertrap's and mewc-train's default);
+random weights (speed does not depend on them), a 10-class head, exported as a tigertrap bundle
+by the train stage's ``export_bundle``. The crops are cut from the real fixture images
+(MegaDetector boxes and extra boxes) at mewc-snip's 600 px and saved as JPEG, as mewc-snip
+writes them.
 
 Rates are given per wall-clock second (throughput) and per CPU second of the process, all
 threads counted (work per crop; steadier when other processes share the machine).
 
-Run: ``.venv/bin/python scripts/bench/classify_engine.py [--crops 256] [--per-crop 48]``
+Run: ``.venv/bin/python scripts/bench/classify_engine.py [--model EN0] [--crops 256]
+[--per-crop 48]``
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from tigertrap.core.md_results import locate_image, read_md_results
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = Path(os.environ.get("TIGERTRAP_FIXTURES", REPO.parent / "shared" / "fixtures"))
 CACHE = Path(os.environ.get("TIGERTRAP_BENCH_CACHE", "/tmp/tigertrap-bench"))
-BACKBONE, INPUT_SIZE, CLASSES = "EfficientNetV2B0", 224, 10
+CLASSES = 10
 SNIP_SIZE = 600
 BATCH_SIZE = 32
 DECODE_WORKERS = 2
@@ -55,8 +58,8 @@ ENGINES = [
 ]
 
 
-def build_bundle(folder: Path) -> Path:
-    """The benchmark bundle (built once, then reused from the cache)."""
+def build_bundle(folder: Path, code: str) -> Path:
+    """The benchmark bundle for MEWC code ``code`` (built once, then reused from the cache)."""
     if (folder / "manifest.json").is_file():
         return folder
     import keras
@@ -66,11 +69,13 @@ def build_bundle(folder: Path) -> Path:
     from tigertrap.train.model import build_classifier
 
     keras.utils.set_random_seed(0)
-    backbone = build_backbone(resolve_backbone(BACKBONE, INPUT_SIZE), weights=None)
+    spec = resolve_backbone(code)
+    backbone = build_backbone(spec, weights=None)
     model = build_classifier(backbone, CLASSES)
     names = [f"species_{n}" for n in range(CLASSES)]
-    return export_bundle(model, names, folder, name="bench-en0", input_size=INPUT_SIZE,
-                         backbone=BACKBONE, recipe="benchmark", snip_size=SNIP_SIZE)
+    return export_bundle(model, names, folder, name=f"bench-{code.lower()}",
+                         input_size=spec.input_size, backbone=spec.kimm_name, recipe="benchmark",
+                         snip_size=SNIP_SIZE)
 
 
 def _boxes() -> list[tuple[Path, list[float]]]:
@@ -115,27 +120,27 @@ def timed(run: Callable[[], int]) -> tuple[int, float, float]:
     return crops, time.perf_counter() - start, time.process_time() - cpu_start
 
 
-def per_crop_predict(model, files: list[Path]) -> Callable[[], int]:
+def per_crop_predict(model, files: list[Path], size: int) -> Callable[[], int]:
     """(a) AddaxAI's MEWC adapter: open, resize to the input size, ``predict`` one crop."""
 
     def run() -> int:
         for path in files:
             with Image.open(path) as crop:
-                array = np.array(crop.convert("RGB").resize((INPUT_SIZE, INPUT_SIZE)))
+                array = np.array(crop.convert("RGB").resize((size, size)))
             model.predict(np.expand_dims(array, axis=0), verbose=0)
         return len(files)
 
     return run
 
 
-def mewc_predict(model, folder: Path) -> Callable[[], int]:
+def mewc_predict(model, folder: Path, size: int) -> Callable[[], int]:
     """(b) mewc-predict: a Keras image dataset over the snip folder, one ``predict`` call."""
     import keras
 
     def run() -> int:
         dataset = keras.utils.image_dataset_from_directory(
             folder, labels=None, label_mode=None, batch_size=BATCH_SIZE,
-            image_size=(INPUT_SIZE, INPUT_SIZE), shuffle=False, verbose=False)
+            image_size=(size, size), shuffle=False, verbose=False)
         return len(model.predict(dataset, verbose=0))
 
     return run
@@ -181,6 +186,9 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="EN0",
+                        help="MEWC backbone code: EN0 (the figures for the targets) or ENS "
+                             "(the default of tigertrap and mewc-train)")
     parser.add_argument("--crops", type=int, default=256, help="crops for (b) and (c)")
     parser.add_argument("--per-crop", type=int, default=48, help="crops for (a), the slow loop")
     parser.add_argument("--rounds", type=int, default=3,
@@ -190,7 +198,11 @@ def main() -> None:
 
     import keras
 
-    bundle = build_bundle(CACHE / "bundle-en0-224")
+    from tigertrap.train.backbones import resolve_backbone
+
+    spec = resolve_backbone(args.model)
+    size = spec.input_size
+    bundle = build_bundle(CACHE / f"bundle-{args.model.lower()}-{size}", args.model)
     snips = make_snips(CACHE / "snips", args.crops)
     mewc_folder = CACHE / f"snips-{args.crops}"
     if not mewc_folder.is_dir() or len(list(mewc_folder.glob("*.jpg"))) != args.crops:
@@ -204,20 +216,20 @@ def main() -> None:
                                       max_batch_size=BATCH_SIZE)
                for label, backend, precision in ENGINES}
     # Warm-up: each way runs once before it is timed (engines also warm up in load()).
-    per_crop_predict(model, snips[:2])()
-    model.predict(np.zeros((BATCH_SIZE, INPUT_SIZE, INPUT_SIZE, 3), "float32"), verbose=0)
+    per_crop_predict(model, snips[:2], size)()
+    model.predict(np.zeros((BATCH_SIZE, size, size, 3), "float32"), verbose=0)
     for engine in engines.values():
         engine.load()
         engine_predict(engine, snips[:BATCH_SIZE])()
 
     runs = {
         "(a) one predict() per crop (AddaxAI MEWC adapter)": per_crop_predict(
-            model, snips[:args.per_crop]),
+            model, snips[:args.per_crop], size),
         "(b) image_dataset_from_directory + predict (mewc-predict)": mewc_predict(
-            model, mewc_folder),
+            model, mewc_folder, size),
     }
     runs.update({label: engine_predict(engine, snips) for label, engine in engines.items()})
-    decoded = np.stack([load_crop(path, INPUT_SIZE) for path in snips])
+    decoded = np.stack([load_crop(path, size) for path in snips])
     for label, engine in engines.items():
         ceiling = f"    ceiling: {label.split(', ')[-1]} on decoded crops"
         runs[ceiling] = engine_only(engine, decoded)
@@ -230,7 +242,7 @@ def main() -> None:
             counts[label] = crops
             rates[label] = max(rates[label], crops / seconds)
             cpu_rates[label] = max(cpu_rates[label], crops / cpu_seconds)
-    print(f"model {BACKBONE} {INPUT_SIZE}px, {CLASSES} classes; batch {BATCH_SIZE}; "
+    print(f"model {spec.kimm_name} {size}px, {CLASSES} classes; batch {BATCH_SIZE}; "
           f"best of {args.rounds} rounds; {machine()}; load average "
           f"{os.getloadavg()[0]:.1f}")
     print(f"{'method':<62} {'crops':>6} {'crops/s':>8} {'crops/CPU-s':>12}")
