@@ -31,7 +31,8 @@ def test_models_lists_the_loaded_bundle_with_classes_in_output_order(api: ApiSer
     assert len(models) == 1
     model = models[0]
     assert model["name"] == BUNDLE_NAME and model["classes"] == CLASSES
-    assert model["backend"] == "onnx" and model["input_size"] == 64
+    assert model["backend"] == "onnx" and model["precision"] == "f32"
+    assert model["input_size"] == 64
     assert "metrics" in model
 
 

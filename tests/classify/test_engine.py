@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -150,11 +151,19 @@ def test_openvino_backend_agrees_with_onnx_runtime(bundle_dir: Path,
     np.testing.assert_allclose(openvino_engine.predict(crops), engine.predict(crops), atol=1e-4)
 
 
-def test_bfloat16_openvino_keeps_every_top_class(bundle_dir: Path,
-                                                 engine: InferenceEngine) -> None:
+def test_bfloat16_openvino_keeps_every_top_class(bundle_dir: Path, engine: InferenceEngine,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    import openvino
+
     names, crops = _one_crop_per_class()
     bf16 = InferenceEngine(bundle_dir, backend="openvino", precision="bf16")
-    bf16.load()
+    with caplog.at_level(logging.WARNING, logger="tigertrap.classify.engine"):
+        bf16.load()
+    # The engine reports what OpenVINO really computes in: f32 on a CPU without bfloat16.
+    cpu_has_bf16 = "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert bf16.precision == ("bf16" if cpu_has_bf16 else "f32")
+    assert ("no bfloat16 instructions" in caplog.text) is not cpu_has_bf16
+    assert bf16.stats()["precision"] == bf16.precision
     probabilities = bf16.predict(crops)
     assert [CLASSES[i] for i in probabilities.argmax(axis=1)] == names
     np.testing.assert_allclose(probabilities, engine.predict(crops), atol=3e-2)

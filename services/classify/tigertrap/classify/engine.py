@@ -44,13 +44,15 @@ IDLE_POLL_S = 0.1
 WARMUP_RUNS = 2
 
 Runner = Callable[[np.ndarray], np.ndarray]
+#: What a backend's loader returns: the runner and the precision it really computes in.
+Loaded = tuple[Runner, str]
 
 
 class EngineOverloaded(RuntimeError):
     """The engine's queue is full; the caller should retry later (HTTP 429/503)."""
 
 
-def _onnx_runner(path: Path, threads: int | None, precision: str) -> Runner:
+def _onnx_runner(path: Path, threads: int | None, precision: str) -> Loaded:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -65,10 +67,10 @@ def _onnx_runner(path: Path, threads: int | None, precision: str) -> Runner:
     def run(batch: np.ndarray) -> np.ndarray:
         return session.run(None, {input_name: batch})[0]
 
-    return run
+    return run, "f32"
 
 
-def _openvino_runner(path: Path, threads: int | None, precision: str) -> Runner:
+def _openvino_runner(path: Path, threads: int | None, precision: str) -> Loaded:
     import openvino
 
     # Throughput mode: several streams, each with a share of the cores; a batch is split
@@ -78,6 +80,12 @@ def _openvino_runner(path: Path, threads: int | None, precision: str) -> Runner:
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     compiled = openvino.Core().compile_model(str(path), "CPU", config)
+    # A CPU without bfloat16 instructions silently computes in f32: say so.
+    effective = "bf16" if str(compiled.get_property("INFERENCE_PRECISION_HINT")) == "bf16" \
+        else "f32"
+    if effective != precision:
+        log.warning("precision %s requested, but this CPU has no bfloat16 instructions: "
+                    "OpenVINO runs in f32", precision)
     streams = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
     requests = openvino.AsyncInferQueue(compiled, streams)
     outputs: dict[int, np.ndarray] = {}
@@ -94,10 +102,10 @@ def _openvino_runner(path: Path, threads: int | None, precision: str) -> Runner:
             requests.wait_all()
             return np.concatenate([outputs[n] for n in range(len(parts))])
 
-    return run
+    return run, effective
 
 
-def _keras_runner(path: Path, threads: int | None, precision: str) -> Runner:
+def _keras_runner(path: Path, threads: int | None, precision: str) -> Loaded:
     if threads:
         import tensorflow as tf
 
@@ -112,7 +120,7 @@ def _keras_runner(path: Path, threads: int | None, precision: str) -> Runner:
         with lock:
             return np.asarray(model(batch, training=False))
 
-    return run
+    return run, "f32"
 
 
 class _Request:
@@ -159,6 +167,8 @@ class InferenceEngine:
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000.0
         self.threads = threads
+        #: The precision asked for; after :meth:`load`, the one the backend really computes in
+        #: (bf16 becomes f32 on a CPU without bfloat16 instructions).
         self.precision = precision
         self._queue: queue.Queue[_Request] = queue.Queue(maxsize=max_queue)
         self._runner: Runner | None = None
@@ -198,16 +208,16 @@ class InferenceEngine:
             return
         backend, path = self._choose_backend()
         loaders = {"onnx": _onnx_runner, "openvino": _openvino_runner, "keras": _keras_runner}
-        runner = loaders[backend](path, self.threads, self.precision)
+        runner, precision = loaders[backend](path, self.threads, self.precision)
         warmup = np.zeros((1, self.input_size, self.input_size, 3), dtype=np.float32)
         for size in (1, self.max_batch_size)[:WARMUP_RUNS]:
             probabilities = runner(np.repeat(warmup, size, axis=0))
         if probabilities.shape[-1] != len(self.class_map):
             raise BundleError(f"{self.bundle_dir}: the model has {probabilities.shape[-1]} outputs "
                               f"but the class map lists {len(self.class_map)} classes")
-        self.backend, self._runner = backend, runner
-        log.info("loaded %s (%s backend, %d classes, input %d)", self.bundle_dir, backend,
-                 len(self.class_map), self.input_size)
+        self.backend, self._runner, self.precision = backend, runner, precision
+        log.info("loaded %s (%s backend, %s, %d classes, input %d)", self.bundle_dir, backend,
+                 precision, len(self.class_map), self.input_size)
 
     def start(self) -> None:
         """Load the model, warm it up and start the batching thread."""
@@ -330,6 +340,7 @@ class InferenceEngine:
         with self._stats_lock:
             return {
                 "backend": self.backend,
+                "precision": self.precision,
                 "batches": self._batches,
                 "crops": self._crops,
                 "mean_batch_size": self._crops / self._batches if self._batches else 0.0,

@@ -22,6 +22,7 @@ def models(request: Request, settings: SettingsDep) -> ModelsResponse:
     manifest = engine.manifest
     return ModelsResponse(models=[ModelInfo(
         name=manifest.name, version=manifest.version, backend=engine.backend,
+        precision=engine.precision,
         input_size=manifest.input_size, crop_method=manifest.crop_method,
         snip_size=manifest.snip_size, classes=list(engine.class_map.names),
         tiger_class=settings.tiger_class, tiger_threshold=classifier.tiger_threshold,
