@@ -81,8 +81,8 @@ def _openvino_runner(path: Path, threads: int | None, precision: str) -> Loaded:
         config["INFERENCE_NUM_THREADS"] = threads
     compiled = openvino.Core().compile_model(str(path), "CPU", config)
     # A CPU without bfloat16 instructions silently computes in f32: say so.
-    effective = "bf16" if str(compiled.get_property("INFERENCE_PRECISION_HINT")) == "bf16" \
-        else "f32"
+    bf16 = compiled.get_property("INFERENCE_PRECISION_HINT") == openvino.Type.bf16
+    effective = "bf16" if bf16 else "f32"
     if effective != precision:
         log.warning("precision %s requested, but this CPU has no bfloat16 instructions: "
                     "OpenVINO runs in f32", precision)
@@ -167,9 +167,10 @@ class InferenceEngine:
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000.0
         self.threads = threads
-        #: The precision asked for; after :meth:`load`, the one the backend really computes in
-        #: (bf16 becomes f32 on a CPU without bfloat16 instructions).
-        self.precision = precision
+        self.requested_precision = precision
+        #: What the loaded backend really computes in, set by load(): bf16 becomes f32 on a
+        #: CPU without bfloat16 instructions.
+        self.precision: str | None = None
         self._queue: queue.Queue[_Request] = queue.Queue(maxsize=max_queue)
         self._runner: Runner | None = None
         self._thread: threading.Thread | None = None
@@ -208,7 +209,7 @@ class InferenceEngine:
             return
         backend, path = self._choose_backend()
         loaders = {"onnx": _onnx_runner, "openvino": _openvino_runner, "keras": _keras_runner}
-        runner, precision = loaders[backend](path, self.threads, self.precision)
+        runner, precision = loaders[backend](path, self.threads, self.requested_precision)
         warmup = np.zeros((1, self.input_size, self.input_size, 3), dtype=np.float32)
         for size in (1, self.max_batch_size)[:WARMUP_RUNS]:
             probabilities = runner(np.repeat(warmup, size, axis=0))

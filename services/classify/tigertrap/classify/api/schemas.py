@@ -141,7 +141,7 @@ class ModelInfo(BaseModel):
     name: str
     version: str
     backend: str | None
-    precision: str = Field(description="what the backend computes in: f32, or bf16")
+    precision: str | None = Field(description="what the backend computes in: f32 or bf16")
     input_size: int
     crop_method: str
     snip_size: int
