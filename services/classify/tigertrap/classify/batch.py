@@ -41,6 +41,7 @@ from tigertrap.classify.sequences import (
     group_by_time,
     read_sequence_file,
     smooth_scores,
+    smoothing_options,
 )
 from tigertrap.classify.tables import (
     IMAGE_COLUMNS,
@@ -53,6 +54,7 @@ from tigertrap.classify.tables import (
     image_rows,
     long_rows,
     prediction_rows,
+    tiger_rule,
 )
 from tigertrap.core.bundle import BundleManifest, file_sha256
 from tigertrap.core.config import ConfigError
@@ -254,6 +256,28 @@ def _sequences(settings: ClassifySettings, scores: dict[Key, np.ndarray],
             for key in scores}
 
 
+def _smooth(raw: dict[Key, np.ndarray], sequence_of: dict[Key, str | None],
+            results: MDResults, engine: InferenceEngine, settings: ClassifySettings
+            ) -> dict[Key, np.ndarray]:
+    """MegaDetector's smoothing within images (IMAGE_SMOOTHING) and sequences; the tiger flag
+    of a detection is never smoothed away."""
+    if not settings.image_smoothing and not any(s is not None for s in sequence_of.values()):
+        return raw
+    options = smoothing_options(
+        min_dominant=settings.smooth_min_dominant,
+        max_nondominant=settings.smooth_max_nondominant,
+        min_dominant_over_other=settings.smooth_min_dominant_over_other,
+        other_classes=(name.strip() for name in settings.smooth_other_classes.split(",")),
+        classification_threshold=settings.smooth_classification_threshold,
+        detection_threshold=settings.smooth_detection_threshold)
+    confs = {key: float(results.images[key[0]].detections[key[1]].conf)  # type: ignore[index]
+             for key in raw}
+    flag = tiger_rule(engine, settings)
+    return smooth_scores(raw, confs, sequence_of, engine.class_map.names, options,
+                         image_level=settings.image_smoothing,
+                         keep=lambda scores: flag([scores])[1])
+
+
 # -- outputs ----------------------------------------------------------------------------------
 
 def _top_k(probabilities: np.ndarray, k: int) -> list[tuple[str, float]]:
@@ -358,7 +382,8 @@ def classify_md(settings: ClassifySettings, *, progress: ProgressFn | None = Non
     engine.load()
     raw, failures, times = _classify(work, engine, settings, progress)
     sequence_of = _sequences(settings, raw, located, times)
-    outcome = Outcome(raw, smooth_scores(raw, sequence_of), sequence_of, failures)
+    outcome = Outcome(raw, _smooth(raw, sequence_of, results, engine, settings), sequence_of,
+                      failures)
     out_dir = result.md_file.parent
     _update_results(results, outcome, located, out_dir, engine, settings, fingerprint)
     # Tables first, the MD file last: its fingerprint marks the whole set complete.

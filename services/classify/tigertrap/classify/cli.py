@@ -74,7 +74,8 @@ def classify(
         "--long-table/--no-long-table", help="Also write mewc-predict's long table. "
                                              "[LONG_TABLE: false]", show_default=False)] = None,
     sequence_source: Annotated[str | None, typer.Option(
-        help="Smooth scores over sequences: none, manifest (SEQUENCE_FILE) or exif. "
+        help="Smooth classes over sequences (MegaDetector's smoothing): none, manifest "
+             "(SEQUENCE_FILE) or exif. "
              "[SEQUENCE_SOURCE: none]", show_default=False)] = None,
     sequence_file: Annotated[Path | None, typer.Option(
         help="CSV with path and sequence columns (a dataset manifest.csv). [SEQUENCE_FILE]",
@@ -82,6 +83,10 @@ def classify(
     sequence_gap: Annotated[float | None, typer.Option(
         help="Max seconds between frames of one EXIF sequence. [SEQUENCE_GAP: 30]",
         show_default=False)] = None,
+    image_smoothing: Annotated[bool | None, typer.Option(
+        "--image-smoothing/--no-image-smoothing",
+        help="Also smooth classes within each image (MegaDetector's smoothing; the SMOOTH_* "
+             "keys tune it). [IMAGE_SMOOTHING: false]", show_default=False)] = None,
     tiger_threshold: Annotated[float | None, typer.Option(
         help="Tiger score that flags an image. [TIGER_THRESHOLD: the bundle's]",
         show_default=False)] = None,
@@ -112,7 +117,8 @@ def classify(
             batch_size=batch_size, backend=backend, precision=precision, threads=threads,
             decode_workers=decode_workers, long_table=long_table,
             sequence_source=sequence_source, sequence_file=sequence_file,
-            sequence_gap=sequence_gap, tiger_threshold=tiger_threshold)
+            sequence_gap=sequence_gap, image_smoothing=image_smoothing,
+            tiger_threshold=tiger_threshold)
         result = classify_md(settings, progress=bar)
     except (ConfigError, BundleError, MDResultsError, SequenceFileError,
             FileNotFoundError) as error:

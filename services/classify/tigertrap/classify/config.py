@@ -62,4 +62,26 @@ class ClassifySettings(EngineSettings):
                                        description="CSV with path and sequence columns")
     sequence_gap: float = Field(default=30.0, gt=0,
                                 description="max seconds between frames of one EXIF sequence")
+    # MegaDetector's classification smoothing (classification_postprocessing), within images
+    # and then within sequences; the names in brackets are its ClassificationSmoothingOptions.
+    image_smoothing: bool = Field(default=False,
+                                  description="also smooth classes within each image")
+    smooth_min_dominant: int = Field(
+        default=4, description="detections of the dominant class needed to relabel others "
+                               "[min_detections_to_overwrite_secondary]")
+    smooth_max_nondominant: int = Field(
+        default=1, description="a class with more detections than this is never relabelled "
+                               "[max_detections_nondominant_class]")
+    smooth_min_dominant_over_other: int = Field(
+        default=2, description="detections of the dominant class needed to relabel 'other' "
+                               "classes [min_detections_to_overwrite_other]")
+    smooth_other_classes: str = Field(
+        default="other,unknown,no cv result,animal,blank,mammal",
+        description="comma-separated class names treated as 'other' [other_category_names]")
+    smooth_classification_threshold: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="top scores below this take no part "
+                                                 "[classification_confidence_threshold]")
+    smooth_detection_threshold: float = Field(
+        default=0.15, ge=0.0, le=1.0, description="detections below this conf take no part "
+                                                  "[detection_confidence_threshold]")
     decode_workers: int = Field(default=2, ge=1, description="image decoding threads")

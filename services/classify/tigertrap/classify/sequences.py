@@ -4,20 +4,33 @@ A camera fires a burst of frames per trigger; one clear frame can settle what th
 show. Frames are grouped either by a dataset manifest's sequence column (``manifest.csv`` of the
 download stage: ``path`` and ``sequence``; ``file``/``sequence_id``/``seq_id`` are accepted too)
 or by EXIF ``DateTimeOriginal``: frames of one folder whose capture times are at most
-``max_gap_s`` apart form one sequence. Smoothing replaces each detection's class scores with the
-mean scores of all classified detections of its sequence.
+``max_gap_s`` apart form one sequence.
+
+Smoothing is MegaDetector's (``megadetector.postprocessing.classification_postprocessing``):
+within an image, and then within a sequence, a dominant class with enough confident detections
+relabels the few confident detections of other classes ("other" classes more readily); a
+sequence holding one clear deer and one clear tiger keeps both. tigertrap adds one rule: a
+detection its tiger rule flags is never relabelled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
+import logging
 from collections import defaultdict
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any
 
 import numpy as np
+from megadetector.postprocessing.classification_postprocessing import (
+    ClassificationSmoothingOptions,
+    smooth_classification_results_image_level,
+    smooth_classification_results_sequence_level,
+)
 from PIL import Image
 
 __all__ = [
@@ -26,6 +39,7 @@ __all__ = [
     "group_by_time",
     "read_sequence_file",
     "smooth_scores",
+    "smoothing_options",
 ]
 
 PATH_COLUMNS = ("path", "file", "file_name", "image")
@@ -37,7 +51,12 @@ EXIF_TIME_FORMAT = "%Y:%m:%d %H:%M:%S"
 #: Times camera clocks write when unset; they would join unrelated frames into one sequence.
 EARLIEST_YEAR = 1990
 
-K = TypeVar("K", bound=Hashable)
+#: The one detection category of the documents handed to MegaDetector's smoothing.
+SMOOTHED_CATEGORY = "1"
+
+Key = tuple[Hashable, int]  # (image, detection)
+
+log = logging.getLogger(__name__)
 
 
 class SequenceFileError(ValueError):
@@ -119,18 +138,96 @@ def group_by_time(times: Mapping[Path, datetime | None], max_gap_s: float) -> di
     return sequences
 
 
-def smooth_scores(scores: Mapping[K, np.ndarray],
-                  sequence_of: Mapping[K, str | None]) -> dict[K, np.ndarray]:
-    """Replace each key's scores with the mean over all keys of its sequence; keys without a
-    sequence keep their own scores."""
-    members: dict[str, list[K]] = defaultdict(list)
-    for key in scores:
+def smoothing_options(*, min_dominant: int, max_nondominant: int, min_dominant_over_other: int,
+                      other_classes: Iterable[str], classification_threshold: float,
+                      detection_threshold: float) -> ClassificationSmoothingOptions:
+    """MegaDetector's :class:`ClassificationSmoothingOptions` with tigertrap's keys set (the
+    taxonomic options stay at MegaDetector's defaults: they act only on category descriptions,
+    which tigertrap's class maps do not carry)."""
+    options = ClassificationSmoothingOptions()
+    options.min_detections_to_overwrite_secondary = min_dominant
+    options.max_detections_nondominant_class = max_nondominant
+    options.min_detections_to_overwrite_other = min_dominant_over_other
+    options.other_category_names = [name for name in other_classes if name]
+    options.classification_confidence_threshold = classification_threshold
+    options.detection_confidence_threshold = detection_threshold
+    options.add_pre_smoothing_description = False
+    options.modify_in_place = True
+    options.detection_category_names_to_smooth = ["animal"]
+    return options
+
+
+def _as_md(scores: Mapping[Key, np.ndarray], confs: Mapping[Key, float],
+           class_names: Sequence[str]) -> tuple[dict[str, Any], list[Key]]:
+    """An in-memory MD document holding each detection's top class, as MegaDetector's
+    smoothing reads it; also the keys in the order of its detections."""
+    per_image: dict[Hashable, list[Key]] = defaultdict(list)
+    for key in sorted(scores):
+        per_image[key[0]].append(key)
+    order: list[Key] = []
+    images = []
+    for image, keys in per_image.items():
+        detections = []
+        for key in keys:
+            top = int(np.argmax(scores[key]))
+            detections.append({"category": SMOOTHED_CATEGORY, "conf": float(confs[key]),
+                               "bbox": [0.0, 0.0, 1.0, 1.0],
+                               "classifications": [[str(top), float(scores[key][top])]]})
+            order.append(key)
+        images.append({"file": str(image), "detections": detections})
+    document = {"info": {"format_version": "1.4"},
+                "detection_categories": {SMOOTHED_CATEGORY: "animal"},
+                "classification_categories": {str(i): n for i, n in enumerate(class_names)},
+                "images": images}
+    return document, order
+
+
+def _quietly(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call one of MegaDetector's functions, which print progress to stdout and tqdm bars to
+    stderr: here its messages go to the debug log instead (stdout carries the CLI's JSON)."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+        value = function(*args, **kwargs)
+    log.debug("%s", buffer.getvalue())
+    return value
+
+
+def smooth_scores(scores: Mapping[Key, np.ndarray], confs: Mapping[Key, float],
+                  sequence_of: Mapping[Key, str | None], class_names: Sequence[str],
+                  options: ClassificationSmoothingOptions, *, image_level: bool = True,
+                  keep: Callable[[np.ndarray], bool] | None = None) -> dict[Key, np.ndarray]:
+    """Smooth the top class of each detection with MegaDetector's classification smoothing:
+    first within each image (``image_level``), then within each sequence (keys whose
+    ``sequence_of`` is set; an image's sequence is that of its first detection).
+
+    Keys are ``(image, detection)``; ``confs`` holds the detections' MD confidences. MegaDetector
+    relabels a detection and keeps its confidence: here a relabelled detection's scores of its
+    old and new top class swap places, so the new class leads with that confidence and the
+    scores still sum to 1. A detection for which ``keep(raw scores)`` is true (tigertrap: the
+    tiger flag) keeps its own scores: smoothing never removes a tiger.
+    """
+    document, order = _as_md(scores, confs, class_names)
+    if image_level:
+        _quietly(smooth_classification_results_image_level, document, options=options)
+    image_sequences: dict[str, str] = {}
+    for key in order:
         sequence = sequence_of.get(key)
         if sequence is not None:
-            members[sequence].append(key)
+            image_sequences.setdefault(str(key[0]), sequence)
+    if image_sequences:
+        cct_images = [{"file_name": file, "seq_id": sequence}
+                      for file, sequence in image_sequences.items()]
+        _quietly(smooth_classification_results_sequence_level, document, cct_images,
+                 options=options)
+    labels = (int(detection["classifications"][0][0])
+              for image in document["images"] for detection in image["detections"])
     smoothed = dict(scores)
-    for keys in members.values():
-        mean = np.mean([scores[key] for key in keys], axis=0)
-        for key in keys:
-            smoothed[key] = mean
+    for key, label in zip(order, labels, strict=True):
+        raw = scores[key]
+        top = int(np.argmax(raw))
+        if label == top or (keep is not None and keep(raw)):
+            continue
+        swapped = raw.copy()
+        swapped[[top, label]] = raw[[label, top]]
+        smoothed[key] = swapped
     return smoothed

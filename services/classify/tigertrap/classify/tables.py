@@ -30,6 +30,7 @@ __all__ = [
     "image_rows",
     "long_rows",
     "prediction_rows",
+    "tiger_rule",
 ]
 
 PREDICTION_COLUMNS = ["file", "detection_index", "detection_conf", "bbox_x", "bbox_y", "bbox_w",
@@ -94,8 +95,11 @@ def long_rows(results: MDResults, outcome: Outcome, engine: InferenceEngine
                    "class_rank": int(ranks[class_id])}
 
 
-def _tiger_rule(engine: InferenceEngine, settings: ClassifySettings
-                ) -> Callable[[list[np.ndarray]], tuple[float | None, bool]]:
+def tiger_rule(engine: InferenceEngine, settings: ClassifySettings
+               ) -> Callable[[list[np.ndarray]], tuple[float | None, bool]]:
+    """``rule(scores of some detections) -> (best tiger score, tiger flag)``: the flag is set by
+    a tiger score at the threshold (``TIGER_THRESHOLD``, else the bundle's), or without one by
+    tiger being a detection's top class."""
     names = engine.class_map.names
     tiger = names.index(settings.tiger_class) if settings.tiger_class in names else None
     threshold = settings.tiger_threshold
@@ -119,14 +123,14 @@ def image_rows(results: MDResults, outcome: Outcome, engine: InferenceEngine,
     for key in outcome.final:
         per_image.setdefault(key[0], []).append(key)
     animals = animal_ids(results)
-    tiger_rule = _tiger_rule(engine, settings)
+    flag = tiger_rule(engine, settings)
     for number, entry in enumerate(results.images):
         keys = per_image.get(number, [])
         detections = entry.detections or []
         best_key = max(keys, key=lambda k: float(outcome.final[k].max()), default=None)
         top = int(np.argmax(outcome.final[best_key])) if best_key else None
         # Smoothing may lower a single clear tiger frame; the flag takes the higher score.
-        tiger_score, tiger = tiger_rule([outcome.final[k] for k in keys]
+        tiger_score, tiger = flag([outcome.final[k] for k in keys]
                                         + [outcome.raw[k] for k in keys])
         yield {
             "file": entry.file, "failure": entry.failure or "",
