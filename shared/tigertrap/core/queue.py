@@ -17,6 +17,7 @@ from typing import Any
 from celery import Celery, Task
 
 from tigertrap.core.config import CoreSettings, load_settings
+from tigertrap.core.workers import HeartbeatStep
 
 __all__ = [
     "DEFAULT_REDIS_URL",
@@ -31,6 +32,8 @@ __all__ = [
 #: The pipeline's stages, in order; each has its own queue and worker service.
 STAGES = ("download", "detect", "snip", "train", "classify")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: Longest a broker socket call may block (seconds).
+BROKER_SOCKET_TIMEOUT_S = 10.0
 
 #: ``progress(processed, total)``; raises :class:`tigertrap.core.jobs.JobCancelled` when the
 #: job was cancelled, so long loops stop at their next report.
@@ -51,7 +54,12 @@ def make_celery(url: str | None = None) -> Celery:
     """A Celery app on Redis ``url`` (default: ``REDIS_URL``) with tigertrap's delivery rules."""
     settings = load_settings(CoreSettings)
     url = url or settings.redis_url or DEFAULT_REDIS_URL
-    transport = {"visibility_timeout": settings.tigertrap_visibility_timeout}
+    # Socket timeouts bound every broker call (publish, revoke) of a process that submits jobs:
+    # a hung Redis fails a request after BROKER_SOCKET_TIMEOUT_S instead of holding its thread
+    # (and a kombu pool connection) forever. Workers' BRPOP waits are shorter (1 s) than this.
+    transport = {"visibility_timeout": settings.tigertrap_visibility_timeout,
+                 "socket_timeout": BROKER_SOCKET_TIMEOUT_S,
+                 "socket_connect_timeout": BROKER_SOCKET_TIMEOUT_S}
     app = Celery("tigertrap", broker=url, backend=url, set_as_current=False)
     app.conf.update(
         task_acks_late=True,
@@ -69,7 +77,9 @@ def make_celery(url: str | None = None) -> Celery:
         result_expires=7 * 24 * 3600,
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
+        redis_socket_connect_timeout=BROKER_SOCKET_TIMEOUT_S,
     )
+    app.steps["consumer"].add(HeartbeatStep)  # liveness in Redis: tigertrap.core.workers
     return app
 
 
