@@ -83,6 +83,7 @@ def jobs_submit(
     """Queue a job (one stage or a pipeline) and print its id."""
     from pydantic import TypeAdapter, ValidationError
 
+    from tigertrap.core.contract import PathRefused
     from tigertrap.core.jobs import StageRequest, submit_job
 
     if job_file is not None:
@@ -95,7 +96,10 @@ def jobs_submit(
         steps = TypeAdapter(list[StageRequest]).validate_python(raw)
     except ValidationError as error:
         raise _fail(str(error.errors()[0]["msg"])) from None
-    typer.echo(submit_job(steps))
+    try:
+        typer.echo(submit_job(steps))
+    except PathRefused as error:
+        raise _fail(str(error)) from None
 
 
 def _show(status: Any) -> str:
