@@ -15,23 +15,22 @@ detection its tiger rule flags is never relabelled.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
-import logging
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from megadetector.postprocessing.classification_postprocessing import (
-    ClassificationSmoothingOptions,
-    smooth_classification_results_image_level,
-    smooth_classification_results_sequence_level,
-)
 from PIL import Image
+
+from tigertrap.core.megadetector import megadetector_output_to_stderr
+
+if TYPE_CHECKING:  # megadetector is imported only when smoothing is asked for
+    from megadetector.postprocessing.classification_postprocessing import (
+        ClassificationSmoothingOptions,
+    )
 
 __all__ = [
     "SequenceFileError",
@@ -55,8 +54,6 @@ EARLIEST_YEAR = 1990
 SMOOTHED_CATEGORY = "1"
 
 Key = tuple[Hashable, int]  # (image, detection)
-
-log = logging.getLogger(__name__)
 
 
 class SequenceFileError(ValueError):
@@ -144,6 +141,10 @@ def smoothing_options(*, min_dominant: int, max_nondominant: int, min_dominant_o
     """MegaDetector's :class:`ClassificationSmoothingOptions` with tigertrap's keys set (the
     taxonomic options stay at MegaDetector's defaults: they act only on category descriptions,
     which tigertrap's class maps do not carry)."""
+    from megadetector.postprocessing.classification_postprocessing import (
+        ClassificationSmoothingOptions,
+    )
+
     options = ClassificationSmoothingOptions()
     options.min_detections_to_overwrite_secondary = min_dominant
     options.max_detections_nondominant_class = max_nondominant
@@ -182,16 +183,6 @@ def _as_md(scores: Mapping[Key, np.ndarray], confs: Mapping[Key, float],
     return document, order
 
 
-def _quietly(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call one of MegaDetector's functions, which print progress to stdout and tqdm bars to
-    stderr: here its messages go to the debug log instead (stdout carries the CLI's JSON)."""
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
-        value = function(*args, **kwargs)
-    log.debug("%s", buffer.getvalue())
-    return value
-
-
 def smooth_scores(scores: Mapping[Key, np.ndarray], confs: Mapping[Key, float],
                   sequence_of: Mapping[Key, str | None], class_names: Sequence[str],
                   options: ClassificationSmoothingOptions, *, image_level: bool = True,
@@ -206,9 +197,15 @@ def smooth_scores(scores: Mapping[Key, np.ndarray], confs: Mapping[Key, float],
     scores still sum to 1. A detection for which ``keep(raw scores)`` is true (tigertrap: the
     tiger flag) keeps its own scores: smoothing never removes a tiger.
     """
+    from megadetector.postprocessing.classification_postprocessing import (
+        smooth_classification_results_image_level,
+        smooth_classification_results_sequence_level,
+    )
+
     document, order = _as_md(scores, confs, class_names)
     if image_level:
-        _quietly(smooth_classification_results_image_level, document, options=options)
+        with megadetector_output_to_stderr():
+            smooth_classification_results_image_level(document, options=options)
     image_sequences: dict[str, str] = {}
     for key in order:
         sequence = sequence_of.get(key)
@@ -217,8 +214,8 @@ def smooth_scores(scores: Mapping[Key, np.ndarray], confs: Mapping[Key, float],
     if image_sequences:
         cct_images = [{"file_name": file, "seq_id": sequence}
                       for file, sequence in image_sequences.items()]
-        _quietly(smooth_classification_results_sequence_level, document, cct_images,
-                 options=options)
+        with megadetector_output_to_stderr():
+            smooth_classification_results_sequence_level(document, cct_images, options=options)
     labels = (int(detection["classifications"][0][0])
               for image in document["images"] for detection in image["detections"])
     smoothed = dict(scores)
