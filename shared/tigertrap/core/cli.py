@@ -186,11 +186,20 @@ def stack(
     host: Annotated[str, typer.Option(help="Address the HTTP API listens on.")] = "127.0.0.1",
     redis_port: Annotated[int | None, typer.Option(help="Redis port (default: a free one).")
                           ] = None,
+    stage: Annotated[list[str] | None, typer.Option(
+        help="A stage to run a worker for; repeat for several (default: every installed "
+             "stage).")] = None,
+    api: Annotated[bool, typer.Option(help="Run the HTTP API.")] = True,
 ) -> None:
-    """Start Redis, the API and one worker per installed stage; Ctrl-C stops them all."""
+    """Start Redis, the API and one worker per installed stage, restart any that dies (with
+    backoff); Ctrl-C stops them all."""
     from tigertrap.core.stack import run_stack
 
-    sys.exit(run_stack(host=host, port=port, redis_port=redis_port))
+    try:
+        code = run_stack(host=host, port=port, redis_port=redis_port, stages=stage, api=api)
+    except (ValueError, RuntimeError) as error:  # a bad setting or stage, Redis not starting
+        raise _fail(str(error)) from None
+    sys.exit(code)
 
 
 def _register_plugins() -> None:
