@@ -218,3 +218,22 @@ def test_bad_md_file_is_a_clear_error(tmp_path: Path, bundle_dir: Path) -> None:
     bad.write_text("{}")
     with pytest.raises(MDResultsError, match="not MegaDetector output"):
         run(bad, bundle_dir)
+
+
+def test_an_image_the_md_file_names_outside_the_data_root_is_a_failure_never_read(
+        tmp_path: Path, bundle_dir: Path) -> None:
+    root, outside = tmp_path / "data", tmp_path / "outside"
+    root.mkdir()
+    boxes = write_frame(outside / "secret.png", [("tiger", 10, 20)])
+    write_frame(root / "inside.png", [("tiger", 10, 20)])
+    md = write_md(root / "md.json", {str(outside / "secret.png"): [(boxes[0], 0.9)],
+                                     "inside.png": [(boxes[0], 0.9)]})
+
+    result = classify_md(load_settings(ClassifySettings, md_file=md, model=bundle_dir),
+                         image_root=root)
+
+    entries = {entry.file: entry for entry in read_md_results(result.md_file).images}
+    refused = next(entry for name, entry in entries.items() if "secret" in name)
+    assert refused.failure is not None and "outside the data root" in refused.failure
+    assert entries["inside.png"].detections[0].classifications
+    assert all("secret" not in row["file"] for row in read_csv(result.predictions_csv))

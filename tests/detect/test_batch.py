@@ -273,3 +273,24 @@ def test_missing_named_weights_offline_say_which_file_to_put_where(camera_folder
     message = str(raised.value)
     assert "md_v5a.0.1.pt" in message and str(tmp_path / "models") in message
     assert "MDV5A=" in message
+
+
+def test_an_image_symlinked_from_outside_the_data_root_is_a_failure_never_opened(
+        camera_folder, tiny_checkpoint, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.jpg"
+    shutil.copyfile(camera_folder / "site_b" / "tiger" / "terainet_anno_1440.jpg", secret)
+    (camera_folder / "site_b" / "tiger" / "linked.jpg").symlink_to(secret)
+    inside = camera_folder / "site_b" / "tiger" / "also_linked.jpg"
+    inside.symlink_to(camera_folder / "site_b" / "tiger" / "terainet_anno_1440.jpg")
+
+    summary = run_detect(settings_for(camera_folder, tiny_checkpoint), image_root=camera_folder)
+
+    entries = {entry.file: entry for entry in read_md_results(summary.md_file).images}
+    refused = entries["site_b/tiger/linked.jpg"]
+    assert refused.failure is not None and "outside the data root" in refused.failure
+    assert refused.detections is None
+    # a symlink that stays inside the root is an image like any other
+    assert entries["site_b/tiger/also_linked.jpg"].failure is None
+    assert summary.failures == len(UNREADABLE) + 1

@@ -59,3 +59,34 @@ def test_job_paths_outside_the_data_root_are_refused(params, data_root):
 
     with pytest.raises(PathOutsideDataRoot):
         _settings(params, DataRoot(data_root))
+
+
+def test_a_checkpoint_path_turned_into_a_symlink_after_submission_is_refused_by_the_worker(
+        workers, data_root, fixtures_dir, tiny_checkpoint, tmp_path):
+    """The issue's repro: the checkpoint is unlinked after a run, so a CHECKPOINT_FILE that
+    leads outside deleted the file there. The worker checks again, after symlinks change."""
+    from tigertrap.core.jobs import StageRequest, submit_job
+
+    images = data_root / "datasets" / "swap" / "images"
+    images.mkdir(parents=True)
+    shutil.copyfile(fixtures_dir / "images" / "tiger" / FRAMES["tiger"], images / "t.jpg")
+    (images / "lnk").mkdir()
+    victim = tmp_path / "outside" / "victim.txt"
+    victim.parent.mkdir()
+    victim.write_text("must survive")
+    models = data_root / "models" / "detectors"
+    models.mkdir(parents=True)
+    shutil.copyfile(tiny_checkpoint, models / "tiny.pt")
+
+    job = submit_job([StageRequest(stage="detect", params={
+        "INPUT_DIR": "datasets/swap/images", "MD_MODEL": "models/detectors/tiny.pt",
+        "CHECKPOINT_FILE": "lnk/victim.txt"})])
+    (images / "lnk").rmdir()
+    (images / "lnk").symlink_to(victim.parent, target_is_directory=True)
+    workers.start("detect")
+    status = wait_for_job(job, workers, JOB_TIMEOUT_S)
+
+    assert status.status == "failed"
+    assert "detect.CHECKPOINT_FILE" in status.error and "outside the data root" in status.error
+    assert victim.read_text() == "must survive"
+    assert not (images / "md.json").exists()

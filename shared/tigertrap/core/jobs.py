@@ -9,6 +9,7 @@ the record current (status, stage, processed/total, result or error) through :fu
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -20,6 +21,9 @@ from celery import chain
 from celery.exceptions import Ignore
 from pydantic import BaseModel, Field, field_validator
 
+from tigertrap.core.config import CoreSettings, load_settings
+from tigertrap.core.contract import contract
+from tigertrap.core.paths import DataRoot
 from tigertrap.core.queue import STAGES, StageFunction, celery_app, redis_url, task_name
 
 __all__ = [
@@ -28,6 +32,7 @@ __all__ = [
     "JobStatus",
     "StageRequest",
     "cancel_job",
+    "check_job_paths",
     "job_status",
     "list_jobs",
     "run_stage",
@@ -36,6 +41,8 @@ __all__ = [
 
 JOB_KEY = "tigertrap:job:{}"
 JOB_INDEX = "tigertrap:jobs"
+#: Longest one job-record call to Redis may block (seconds).
+REDIS_TIMEOUT_S = 10.0
 #: Progress is written at most this often (seconds), plus at the first and last item.
 PROGRESS_INTERVAL_S = 0.5
 
@@ -81,8 +88,16 @@ class JobStatus(BaseModel):
     updated: float
 
 
+@functools.lru_cache(maxsize=8)
+def _client_for(url: str) -> redis.Redis:
+    # One pool per URL and process (redis-py's pool is thread-safe and resets after a fork);
+    # the timeouts make a hung Redis fail a call instead of holding its thread forever.
+    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=REDIS_TIMEOUT_S,
+                                socket_connect_timeout=REDIS_TIMEOUT_S)
+
+
 def _client(url: str | None = None) -> redis.Redis:
-    return redis.Redis.from_url(url or redis_url(), decode_responses=True)
+    return _client_for(url or redis_url())
 
 
 def _record(client: redis.Redis, job_id: str) -> dict[str, str]:
@@ -108,10 +123,32 @@ def _to_status(record: dict[str, str]) -> JobStatus:
     )
 
 
-def submit_job(stages: Sequence[StageRequest], *, url: str | None = None) -> str:
-    """Queue ``stages`` as one job and return its id."""
+def check_job_paths(stages: Sequence[StageRequest], root: DataRoot) -> None:
+    """Refuse a job whose path parameters leave where they belong (before it is queued).
+
+    Raises:
+        PathRefused: the first refused parameter; its message names the step, stage and key.
+    """
+    for position, step in enumerate(stages):
+        refused = contract(step.stage).refused(step.params, root)
+        if refused is not None:
+            refused.args = (f"stages[{position}] {refused}",)
+            raise refused
+
+
+def submit_job(stages: Sequence[StageRequest], *, url: str | None = None,
+               root: DataRoot | None = None) -> str:
+    """Queue ``stages`` as one job and return its id.
+
+    Every path parameter is checked against the stage contracts first (``root``: default
+    ``TIGERTRAP_DATA``); the stage tasks check again when they run.
+
+    Raises:
+        PathRefused: a path parameter leaves where it belongs; nothing is queued.
+    """
     if not stages:
         raise ValueError("a job needs at least one stage")
+    check_job_paths(stages, root or DataRoot(load_settings(CoreSettings).tigertrap_data))
     client = _client(url)
     job_id = uuid.uuid4().hex
     task_ids = [uuid.uuid4().hex for _ in stages]

@@ -28,6 +28,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "remove_partials",
+    "within",
 ]
 
 #: Suffix of in-progress files; never a complete output, safe to delete on restart.
@@ -79,6 +80,18 @@ class DataRoot:
     def relative(self, path: str | os.PathLike[str]) -> str:
         """Return ``path`` relative to the root, with forward slashes."""
         return Path(path).resolve().relative_to(self.root).as_posix()
+
+
+def within(path: str | os.PathLike[str], folder: str | os.PathLike[str], *,
+           resolve: bool = True) -> bool:
+    """True when ``path`` is ``folder`` or lies inside it — after resolving symlinks in both,
+    unless ``resolve`` is off (then the paths are only normalised)."""
+    if resolve:
+        inner, outer = Path(path).resolve(), Path(folder).resolve()
+    else:
+        inner = Path(os.path.normpath(os.path.abspath(path)))
+        outer = Path(os.path.normpath(os.path.abspath(folder)))
+    return inner == outer or outer in inner.parents
 
 
 @contextlib.contextmanager

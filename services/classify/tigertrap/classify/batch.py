@@ -67,7 +67,7 @@ from tigertrap.core.md_results import (
     read_md_results,
     write_md_results,
 )
-from tigertrap.core.paths import atomic_write_text
+from tigertrap.core.paths import atomic_write_text, within
 from tigertrap.core.queue import ProgressFn
 
 __all__ = ["ClassifyResult", "classify_md"]
@@ -107,6 +107,8 @@ class _ImageWork:
     detections: list[int]
     bboxes: list[tuple[float, float, float, float]]
     size: tuple[int, int] | None
+    #: Why ``path`` is None.
+    missing: str = "image file not found"
 
 
 @dataclass
@@ -144,12 +146,15 @@ def _sort_detections(results: MDResults) -> None:
                 detection.classifications = None
 
 
-def _plan(results: MDResults, base: Path, lower_conf: float) -> tuple[list[_ImageWork],
-                                                                       dict[int, Path]]:
+def _plan(results: MDResults, base: Path, lower_conf: float,
+          image_root: Path | None = None) -> tuple[list[_ImageWork], dict[int, Path]]:
     animals = animal_ids(results)
     work, located = [], {}
     for number, entry in enumerate(results.images):
         path = locate_image(entry.file, base)
+        missing = "image file not found"
+        if path is not None and image_root is not None and not within(path, image_root):
+            path, missing = None, "image outside the data root (not read)"
         if path is not None:
             located[number] = path
         if entry.failed or not entry.detections:
@@ -159,7 +164,7 @@ def _plan(results: MDResults, base: Path, lower_conf: float) -> tuple[list[_Imag
         if chosen:
             size = (entry.width, entry.height) if entry.width and entry.height else None
             work.append(_ImageWork(number, path, chosen,
-                                   [entry.detections[i].bbox for i in chosen], size))
+                                   [entry.detections[i].bbox for i in chosen], size, missing))
     return work, located
 
 
@@ -167,7 +172,7 @@ def _plan(results: MDResults, base: Path, lower_conf: float) -> tuple[list[_Imag
 
 def _decode(work: _ImageWork, manifest: BundleManifest, want_time: bool) -> _Decoded:
     if work.path is None:
-        return _Decoded(work, failure=f"{FAILURE_IMAGE_ACCESS}: image file not found")
+        return _Decoded(work, failure=f"{FAILURE_IMAGE_ACCESS}: {work.missing}")
     try:
         width, height = work.size or image_size(work.path)
         draft = draft_size(work.bboxes, width, height, manifest.snip_size)
@@ -352,12 +357,15 @@ def _already_done(result: ClassifyResult, fingerprint: str) -> bool:
 
 
 def classify_md(settings: ClassifySettings, *, progress: ProgressFn | None = None,
-                engine: InferenceEngine | None = None) -> ClassifyResult:
+                engine: InferenceEngine | None = None,
+                image_root: Path | None = None) -> ClassifyResult:
     """Classify the animal detections of ``settings.md_file`` with the bundle
     ``settings.model`` and write the outputs (see the module docstring).
 
     ``engine`` may be an already loaded engine on the same bundle (the HTTP server's).
     ``progress(done, total)`` is called after each image with detections to classify.
+    With ``image_root`` (a job's data root), an image the MD file names outside it is a
+    failure, never read.
 
     Raises:
         ConfigError: a required key is missing or names nothing.
@@ -378,7 +386,7 @@ def classify_md(settings: ClassifySettings, *, progress: ProgressFn | None = Non
         result.skipped = True
         return result
     _sort_detections(results)
-    work, located = _plan(results, md_file.parent, settings.lower_conf)
+    work, located = _plan(results, md_file.parent, settings.lower_conf, image_root)
     engine.load()
     raw, failures, times = _classify(work, engine, settings, progress)
     sequence_of = _sequences(settings, raw, located, times)

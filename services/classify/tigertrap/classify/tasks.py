@@ -2,8 +2,10 @@
 :func:`tigertrap.classify.batch.classify_md`.
 
 ``params`` are the stage's setting keys (``MD_FILE``, ``MODEL``, ``OUTPUT_DIR``,
-``LOWER_CONF``, ``SEQUENCE_FILE``, ...); every path is relative to the data root, and so are the
-result's paths.
+``LOWER_CONF``, ``SEQUENCE_FILE``, ...); paths are confined as :mod:`tigertrap.core.contract`
+declares (output file names relative to ``OUTPUT_DIR`` or the MD file's folder), images the MD
+file names outside the data root are failures, never read; the result's paths are relative to
+the data root.
 """
 
 from __future__ import annotations
@@ -11,13 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 from tigertrap.core.config import CoreSettings, load_settings
+from tigertrap.core.contract import job_settings
 from tigertrap.core.paths import DataRoot
 from tigertrap.core.queue import ProgressFn, stage_task
 
-__all__ = ["PATH_KEYS", "classify"]
+__all__ = ["classify"]
 
-#: Setting keys that name a path under the data root.
-PATH_KEYS = ("md_file", "model", "output_dir", "sequence_file")
 #: Result keys holding output paths, reported relative to the data root.
 RESULT_PATHS = ("md_file", "predictions_csv", "images_csv", "long_csv")
 
@@ -25,11 +26,7 @@ RESULT_PATHS = ("md_file", "predictions_csv", "images_csv", "long_csv")
 def _settings(params: dict[str, Any], root: DataRoot) -> Any:
     from tigertrap.classify.config import ClassifySettings
 
-    given = {str(key).lower(): value for key, value in params.items()}
-    for key in PATH_KEYS:
-        if given.get(key) not in (None, ""):
-            given[key] = root.resolve(given[key])
-    return load_settings(ClassifySettings, **given)
+    return job_settings("classify", ClassifySettings, params, root)
 
 
 @stage_task("classify")
@@ -38,7 +35,8 @@ def classify(params: dict[str, Any], progress: ProgressFn) -> dict[str, Any]:
     from tigertrap.classify.batch import classify_md
 
     root = DataRoot(load_settings(CoreSettings).tigertrap_data)
-    result = classify_md(_settings(params, root), progress=progress).as_dict()
+    result = classify_md(_settings(params, root), progress=progress,
+                         image_root=root.root).as_dict()
     for key in RESULT_PATHS:
         if result.get(key):
             result[key] = root.relative(result[key])

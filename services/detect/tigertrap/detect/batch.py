@@ -38,11 +38,11 @@ from tigertrap.core.md_results import (
     read_md_results,
     write_md_results,
 )
-from tigertrap.core.paths import PathOutsideDataRoot
+from tigertrap.core.paths import PathOutsideDataRoot, within
 from tigertrap.core.queue import ProgressFn
 from tigertrap.detect.checkpoint import Checkpoint, OutputLocked, default_checkpoint_path
 from tigertrap.detect.config import DetectSettings
-from tigertrap.detect.detector import MegaDetector, PreparedImage
+from tigertrap.detect.detector import FAILURE_IMAGE_OPEN, MegaDetector, PreparedImage
 from tigertrap.detect.sources import ImageSourceError, find_images, relative_name
 from tigertrap.detect.weights import (
     DetectorWeights,
@@ -187,7 +187,19 @@ def _info(weights: DetectorWeights) -> dict[str, object]:
     }
 
 
-def run_detect(settings: DetectSettings, *, progress: ProgressFn | None = None) -> DetectSummary:
+def _refused(images: list[Path], names: list[str], image_root: Path | None,
+             ) -> dict[str, ImageResult]:
+    """Failure entries for images that lie (through a symlink or a list entry) outside
+    ``image_root``; they are never opened."""
+    if image_root is None:
+        return {}
+    return {name: ImageResult(file=name, failure=f"{FAILURE_IMAGE_OPEN}: image outside the "
+                                                 "data root (not read)")
+            for image, name in zip(images, names, strict=True) if not within(image, image_root)}
+
+
+def run_detect(settings: DetectSettings, *, progress: ProgressFn | None = None,
+               image_root: Path | None = None) -> DetectSummary:
     """Detect animals, people and vehicles on the input images and write ``MD_FILE``.
 
     Args:
@@ -195,6 +207,8 @@ def run_detect(settings: DetectSettings, *, progress: ProgressFn | None = None) 
             a relative ``MODELS_DIR`` is taken from the data root).
         progress: called as ``progress(done, total)`` after each batch; may raise to stop
             (a cancelled job): finished images are checkpointed first.
+        image_root: a job's data root: images outside it (a symlink in the folder pointing
+            out, a list entry elsewhere) are failure entries, never opened.
 
     Returns:
         The summary of the run.
@@ -224,7 +238,7 @@ def run_detect(settings: DetectSettings, *, progress: ProgressFn | None = None) 
     with Checkpoint(checkpoint_file, header) as checkpoint:
         if checkpoint.discarded:
             log.warning(checkpoint.discarded)
-        done = {**reused, **checkpoint.entries}
+        done = {**reused, **checkpoint.entries, **_refused(image_set.images, names, image_root)}
         todo = [(image, name) for image, name in zip(image_set.images, names, strict=True)
                 if name not in done]
         total, finished = len(names), len(names) - len(todo)
@@ -242,7 +256,7 @@ def run_detect(settings: DetectSettings, *, progress: ProgressFn | None = None) 
                     progress(finished, total)
 
             _detect(detector, todo, settings, checkpoint, report)
-        results = {**reused, **checkpoint.entries}
+        results = done | checkpoint.entries
         images = [results[name] for name in names]
         write_md_results(MDResults(info=_info(weights), images=images), md_file)
         checkpoint.remove()

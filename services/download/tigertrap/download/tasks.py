@@ -1,7 +1,9 @@
 """The Celery task of the download stage (queue ``download``): a thin adapter.
 
 Parameters are the stage's setting keys (``METADATA``, ``CVWC_SOURCE``, ``DATASET_NAME``,
-``SEED``, ...); paths are relative to the data root. Runs the LILA part when ``METADATA`` is
+``SEED``, ...); paths are relative to the data root and confined as
+:mod:`tigertrap.core.contract` declares (``DATASET_NAME`` is one folder name under
+``datasets/``). Runs the LILA part when ``METADATA`` is
 given and the CVWC import when ``CVWC_SOURCE`` is given.
 """
 
@@ -10,25 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from tigertrap.core.config import CoreSettings, load_settings
+from tigertrap.core.contract import job_settings
 from tigertrap.core.paths import DataRoot
 from tigertrap.core.queue import ProgressFn, stage_task
 
-__all__ = ["PATH_KEYS", "download"]
-
-#: Settings whose values are paths under the data root.
-PATH_KEYS = ("metadata", "class_spec", "local_root", "cvwc_source")
-
-
-def _resolved(params: dict[str, Any], root: DataRoot) -> dict[str, Any]:
-    settings = {str(key).lower(): value for key, value in params.items()}
-    for key in PATH_KEYS:
-        if settings.get(key):
-            settings[key] = str(root.resolve(settings[key], must_exist=True))
-    if settings.get("md_results"):
-        settings["md_results"] = {dataset: str(root.resolve(path, must_exist=True))
-                                  for dataset, path in settings["md_results"].items()}
-    return settings
-
+__all__ = ["download"]
 
 @stage_task("download")
 def download(params: dict[str, Any], progress: ProgressFn) -> dict[str, Any]:
@@ -38,7 +26,7 @@ def download(params: dict[str, Any], progress: ProgressFn) -> dict[str, Any]:
     from tigertrap.download.lila import download_lila
 
     data_root = load_settings(CoreSettings).tigertrap_data
-    settings = load_settings(DownloadSettings, **_resolved(params, DataRoot(data_root)))
+    settings = job_settings("download", DownloadSettings, params, DataRoot(data_root))
     if not settings.metadata and not settings.cvwc_source:
         raise ValueError("give METADATA (LILA metadata file) and/or CVWC_SOURCE")
     result: dict[str, Any] = {}

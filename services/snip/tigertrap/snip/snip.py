@@ -29,7 +29,7 @@ from PIL import Image
 from tigertrap.core.crops import EmptyBoxError, crop_detection, draft_size
 from tigertrap.core.images import ImageLoadError, image_size, open_image
 from tigertrap.core.md_results import MDResults, locate_image, read_md_results
-from tigertrap.core.paths import atomic_write, atomic_write_bytes, remove_partials
+from tigertrap.core.paths import atomic_write, atomic_write_bytes, remove_partials, within
 from tigertrap.snip.config import SnipSettings
 from tigertrap.snip.labels import ImageLabel, find_manifest, read_labels
 
@@ -102,13 +102,6 @@ def _relative_name(file: str, image: Path | None, md_dir: Path) -> PurePosixPath
     return PurePosixPath(*path.parts)
 
 
-def _within(image: Path | None, image_root: Path | None) -> bool:
-    if image is None or image_root is None:
-        return True
-    resolved, root = image.resolve(), image_root.resolve()
-    return resolved == root or root in resolved.parents
-
-
 def plan_snips(results: MDResults, md_dir: Path, settings: SnipSettings,
                labels: dict[Path, ImageLabel] | None = None,
                image_root: Path | None = None) -> list[SnipPlan]:
@@ -126,7 +119,7 @@ def plan_snips(results: MDResults, md_dir: Path, settings: SnipSettings,
             continue
         image = locate_image(entry.file, md_dir)
         problem = "image not found"
-        if not _within(image, image_root):
+        if image is not None and image_root is not None and not within(image, image_root):
             image, problem = None, "image outside the data root"
         label = (labels or {}).get(image.resolve()) if image is not None else None
         limit = settings.max_crops

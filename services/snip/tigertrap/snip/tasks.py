@@ -7,10 +7,10 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from tigertrap.core.config import CoreSettings, load_settings
+from tigertrap.core.contract import job_settings as confined_settings
 from tigertrap.core.paths import DataRoot
 from tigertrap.core.queue import ProgressFn, stage_task
 
@@ -19,29 +19,17 @@ if TYPE_CHECKING:
 
 __all__ = ["job_settings", "snip"]
 
-#: Settings holding paths relative to the data root.
-ROOT_PATH_KEYS = ("input_dir", "manifest")
-
-
 def job_settings(params: dict[str, Any], root: DataRoot) -> SnipSettings:
-    """The stage's settings for a job's ``params``, every path resolved under ``root``.
+    """The stage's settings for a job's ``params``, every path confined under ``root``.
 
     Raises:
-        PathOutsideDataRoot: a path (given, or made from INPUT_DIR with MD_FILE or SNIP_DIR)
-            leaves the data root.
+        PathRefused: a path (given, or a default such as ``md.json`` or ``snips`` in
+            INPUT_DIR) leaves the data root.
         ConfigError: a value of the wrong type.
     """
     from tigertrap.snip.config import SnipSettings
 
-    given = {str(key).lower(): value for key, value in params.items()}
-    for key in ROOT_PATH_KEYS:
-        if given.get(key) not in (None, ""):
-            given[key] = root.resolve(given[key])
-    given.setdefault("input_dir", root.root)
-    settings = load_settings(SnipSettings, **given)
-    for output in (settings.md_path, settings.snips_path):
-        root.resolve(os.path.relpath(output, root.root))
-    return settings
+    return confined_settings("snip", SnipSettings, params, root)
 
 
 @stage_task("snip")

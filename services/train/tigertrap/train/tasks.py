@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from tigertrap.core.config import CoreSettings, load_settings
+from tigertrap.core.contract import job_settings as confined_settings
 from tigertrap.core.paths import DataRoot
 from tigertrap.core.queue import ProgressFn, stage_task
 
@@ -18,12 +19,16 @@ __all__ = ["job_settings", "train"]
 
 
 def job_settings(params: dict[str, Any], root: DataRoot) -> Any:
-    """The job's :class:`~tigertrap.train.config.TrainSettings`, every path resolved under
-    ``root`` (absolute paths and ``..`` are refused)."""
-    from tigertrap.train.config import TrainSettings, resolve_paths
+    """The job's :class:`~tigertrap.train.config.TrainSettings`, every path confined under
+    ``root`` as :mod:`tigertrap.core.contract` declares, BUNDLE_PATH defaulting to
+    ``models/classifiers/<SAVEFILE>``."""
+    from tigertrap.train.config import CLASSIFIERS_DIR, TrainSettings
 
-    given = {str(key).lower(): value for key, value in params.items()}
-    return resolve_paths(load_settings(TrainSettings, **given), root.resolve)
+    settings = confined_settings("train", TrainSettings, params, root)
+    if settings.bundle_path is None:
+        settings = settings.model_copy(
+            update={"bundle_path": root.root / CLASSIFIERS_DIR / settings.savefile})
+    return settings
 
 
 @stage_task("train")

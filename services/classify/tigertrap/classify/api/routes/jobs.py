@@ -2,66 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, HTTPException, Query
 
 from tigertrap.classify.api.deps import SettingsDep
 from tigertrap.classify.api.schemas import ErrorResponse, JobRequest, JobResponse
+from tigertrap.core.contract import PathRefused
 from tigertrap.core.jobs import (
     JobNotFound,
-    StageRequest,
     cancel_job,
     job_status,
     list_jobs,
     submit_job,
 )
-from tigertrap.core.paths import DataRoot, PathOutsideDataRoot
 
-__all__ = ["PATH_KEY_SUFFIXES", "path_params", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-#: A parameter whose key ends like this names a file or folder under the data root.
-PATH_KEY_SUFFIXES = ("_dir", "_file", "_list", "_csv", "_path", "_root")
-#: Keys that name either a known model or a file; they are paths when they look like one.
-MODEL_KEYS = ("model", "md_model")
 NOT_FOUND = {404: {"model": ErrorResponse, "description": "no job with that id"}}
-
-
-def _looks_like_path(key: str, value: Any) -> bool:
-    if not isinstance(value, str) or not value:
-        return False
-    key = key.lower()
-    if key.endswith(PATH_KEY_SUFFIXES):
-        return True
-    return key in MODEL_KEYS and ("/" in value or "\\" in value or "." in value)
-
-
-def path_params(step: StageRequest) -> dict[str, str]:
-    """The parameters of ``step`` that name files or folders."""
-    return {key: value for key, value in step.params.items() if _looks_like_path(key, value)}
-
-
-def _check_paths(steps: list[StageRequest], root: DataRoot) -> None:
-    for position, step in enumerate(steps):
-        for key, value in path_params(step).items():
-            try:
-                root.resolve(value)
-            except PathOutsideDataRoot as error:
-                raise HTTPException(
-                    status_code=422,
-                    detail=f"stages[{position}] ({step.stage}) parameter {key}: {error}; paths "
-                           "are relative to the data root") from None
 
 
 @router.post("", status_code=202, response_model=JobResponse,
              responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
 def create_job(body: JobRequest, settings: SettingsDep) -> JobResponse:
-    """Queue a stage or a pipeline; every path parameter must lie under the data root."""
-    steps = body.steps()
-    _check_paths(steps, settings.data_root())
-    job_id = submit_job(steps, url=settings.redis_url)
+    """Queue a stage or a pipeline; every path parameter is checked against its stage's
+    declaration (tigertrap.core.contract) and refused with 422 before anything is queued."""
+    try:
+        job_id = submit_job(body.steps(), url=settings.redis_url, root=settings.data_root())
+    except PathRefused as error:
+        raise HTTPException(status_code=422, detail=str(error)) from None
     return JobResponse.of(job_status(job_id, url=settings.redis_url))
 
 

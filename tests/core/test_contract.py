@@ -1,0 +1,176 @@
+"""The stage contracts: every path key of every stage is confined, at submission and in the task.
+
+The attacks come from :mod:`tests.confinement`, generated from the declarations themselves, so
+a key added to a contract is attacked without editing these tests. The API's side of the same
+enumeration is tests/api/test_confinement.py.
+"""
+
+from __future__ import annotations
+
+import importlib
+import typing
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.confinement import ATTACK_KINDS, OutsideFolder, path_attacks
+from tigertrap.core.contract import (
+    CONTRACTS,
+    FolderOf,
+    PathRefused,
+    contract,
+    job_settings,
+    looks_like_weights_file,
+)
+from tigertrap.core.jobs import StageRequest, check_job_paths
+from tigertrap.core.paths import DataRoot
+from tigertrap.core.queue import STAGES
+
+#: Each stage's settings class, as its task loads it.
+SETTINGS = {
+    "download": "tigertrap.download.config:DownloadSettings",
+    "detect": "tigertrap.detect.config:DetectSettings",
+    "snip": "tigertrap.snip.config:SnipSettings",
+    "train": "tigertrap.train.config:TrainSettings",
+    "classify": "tigertrap.classify.config:ClassifySettings",
+}
+PATH_NAME_ENDINGS = ("_dir", "_file", "_csv", "_path", "_list", "_md", "_root")
+
+
+def _settings_class(stage: str) -> type:
+    module, name = SETTINGS[stage].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> tuple[Path, OutsideFolder, list]:
+    root = tmp_path / "data"
+    (root / "datasets").mkdir(parents=True)
+    outside = OutsideFolder(tmp_path / "outside")
+    return root, outside, path_attacks(root, outside)
+
+
+def test_every_stage_has_a_contract():
+    assert set(CONTRACTS) == set(STAGES)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_path_setting_of_a_stage_is_declared(stage):
+    """A setting typed as a path, or named like one, must be in the stage's contract."""
+    cls = _settings_class(stage)
+    hints = typing.get_type_hints(cls)
+    path_like = {name for name in cls.model_fields
+                 if "Path" in str(hints.get(name)) or name.endswith(PATH_NAME_ENDINGS)}
+    assert path_like <= contract(stage).keys, path_like - contract(stage).keys
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_declared_defaults_are_the_settings_defaults(stage):
+    cls = _settings_class(stage)
+    for spec in contract(stage).paths:
+        assert spec.key in cls.model_fields, f"{stage}.{spec.key} is no setting"
+        if spec.default is not None:
+            assert str(cls.model_fields[spec.key].default) == spec.default, spec.key
+
+
+@pytest.mark.parametrize("value, is_file", [
+    ("MDV5A", False), ("MDv1000-redwood", False), ("md_v5a.0.0.pt", True),
+    ("models/detectors/x.pt", True), ("weights.pth", True), ("x/y", True)])
+def test_weights_files_are_told_from_names_as_detect_tells_them(value, is_file):
+    from tigertrap.detect.weights import is_weights_file
+
+    assert looks_like_weights_file(value) is is_file
+    assert is_weights_file(value) is is_file
+
+
+def test_attacks_cover_every_key_and_keys_relative_to_other_bases(hostile):
+    _, _, attacks = hostile
+    keys = {(stage, spec.key) for stage, c in CONTRACTS.items() for spec in c.paths}
+    assert {(a.stage, a.key) for a in attacks} == keys
+    assert {a.kind for a in attacks} == set(ATTACK_KINDS)
+    other_bases = {(a.stage, a.key) for a in attacks
+                   if isinstance(contract(a.stage).spec(a.key).base, FolderOf)}
+    assert {("detect", "checkpoint_file"), ("snip", "md_file"),
+            ("classify", "output_md")} <= other_bases
+
+
+def test_submission_refuses_every_attack_naming_the_key(hostile):
+    root, outside, attacks = hostile
+    before = outside.snapshot()
+    for attack in attacks:
+        with pytest.raises(PathRefused) as refused:
+            check_job_paths([StageRequest(stage=attack.stage, params=attack.params)],
+                            DataRoot(root))
+        assert f"{attack.stage}." in str(refused.value), attack.id
+        assert "stages[0]" in str(refused.value)
+    assert outside.snapshot() == before
+
+
+def test_the_task_check_refuses_every_attack(hostile):
+    """What each worker runs before its stage: the settings it loads are confined too."""
+    root, outside, attacks = hostile
+    before = outside.snapshot()
+    for attack in attacks:
+        with pytest.raises(PathRefused):
+            job_settings(attack.stage, _settings_class(attack.stage), attack.params,
+                         DataRoot(root))
+    assert outside.snapshot() == before
+
+
+def test_defaults_are_confined_in_the_task(tmp_path):
+    """snip's default MD_FILE and SNIP_DIR inside INPUT_DIR may be symlinks out too."""
+    root, outside = tmp_path / "data", OutsideFolder(tmp_path / "outside")
+    images = root / "datasets" / "x"
+    images.mkdir(parents=True)
+    (images / "snips").symlink_to(outside.folder, target_is_directory=True)
+    with pytest.raises(PathRefused, match="snip.SNIP_DIR"):
+        job_settings("snip", _settings_class("snip"), {"INPUT_DIR": "datasets/x"},
+                     DataRoot(root))
+
+
+def test_paths_that_stay_inside_are_made_absolute(tmp_path):
+    root = tmp_path / "data"
+    (root / "datasets" / "d" / "images").mkdir(parents=True)
+    settings = job_settings("detect", _settings_class("detect"), {
+        "INPUT_DIR": "datasets/d/images", "MD_FILE": "../md.json",
+        "CHECKPOINT_FILE": "ckpt.jsonl"}, DataRoot(root))
+    assert settings.input_dir == root / "datasets/d/images"
+    assert Path(settings.md_file) == root / "datasets/d/md.json"
+    assert Path(settings.checkpoint_file) == root / "datasets/d/ckpt.jsonl"
+    inside = job_settings("download", _settings_class("download"),
+                          {"DATASET_NAME": "tigers"}, DataRoot(root))
+    assert inside.dataset_name == "tigers"
+
+
+def test_a_symlink_that_stays_inside_the_root_is_allowed(tmp_path):
+    root = tmp_path / "data"
+    (root / "datasets" / "real").mkdir(parents=True)
+    (root / "datasets" / "alias").symlink_to(root / "datasets" / "real")
+    resolved = contract("classify").resolve({"MD_FILE": "datasets/alias/md.json"},
+                                            DataRoot(root), defaults=False)
+    assert resolved["md_file"] == root / "datasets/alias/md.json"
+
+
+def test_jobs_submit_refuses_an_escaping_path_and_queues_nothing(hostile, monkeypatch):
+    from tigertrap.core.cli import app
+
+    root, outside, attacks = hostile
+    monkeypatch.setenv("TIGERTRAP_DATA", str(root))
+    # An unreachable queue: a refused job must fail before it would connect.
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    before = outside.snapshot()
+    runner = CliRunner()
+    for attack in attacks:
+        params = [f"{attack.stage}.{key.upper()}={value}" for key, value in
+                  attack.params.items() if isinstance(value, str)]
+        if len(params) != len(attack.params):
+            continue  # mapping values cannot be written as STAGE.KEY=VALUE
+        args = ["jobs", "submit", attack.stage]
+        for param in params:
+            args += ["-p", param]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (attack.id, result.output)
+        assert f"{attack.stage}.{attack.key.upper()}" in result.output or \
+            "is not allowed" in result.output, (attack.id, result.output)
+    assert outside.snapshot() == before
