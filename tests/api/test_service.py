@@ -1,28 +1,11 @@
-"""Health, models, metrics, OpenAPI and the static page, on a real server."""
+"""Models, metrics, OpenAPI and the static page, on a real server (health: test_health.py)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from tests.api.conftest import BUNDLE_NAME, CLASSES, ApiServer, Process, class_png
-
-
-def test_health_reports_redis_and_the_workers_of_each_queue(api: ApiServer,
-                                                           detect_worker: Process):
-    with api.client() as client:
-        response = client.get("/health")
-    assert response.status_code == 200
-    body = response.json()
-    assert body["status"] == "ok" and body["redis"] is True
-    assert body["model"] == BUNDLE_NAME
-    assert len(body["workers"]["detect"]) == 1 and body["workers"]["train"] == []
-
-
-def test_health_without_redis_says_degraded(api_without_redis: ApiServer):
-    with api_without_redis.client() as client:
-        body = client.get("/health").json()
-    assert (body["status"], body["redis"], body["model"]) == ("degraded", False, None)
+from tests.api.conftest import BUNDLE_NAME, CLASSES, ApiServer, class_png
 
 
 def test_models_lists_the_loaded_bundle_with_classes_in_output_order(api: ApiServer):

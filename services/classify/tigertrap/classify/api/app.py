@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from tigertrap.classify.api.config import ApiSettings
 from tigertrap.classify.api.deps import require_api_key
 from tigertrap.classify.api.detection import DetectionFailed, InProcessDetector, make_detector
+from tigertrap.classify.api.health import HealthMonitor
 from tigertrap.classify.api.metrics import ApiMetrics, MetricsMiddleware
 from tigertrap.classify.api.routes import classify, health, jobs, metrics, models, pages
 from tigertrap.classify.api.species import SpeciesClassifier
@@ -67,12 +68,14 @@ def _load_classifier(settings: ApiSettings) -> SpeciesClassifier | None:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ApiSettings = app.state.settings
-    app.state.classifier = await run_in_threadpool(_load_classifier, settings)
-    if isinstance(app.state.detector, InProcessDetector):
-        await run_in_threadpool(app.state.detector.load)
+    await app.state.health.start()
     try:
+        app.state.classifier = await run_in_threadpool(_load_classifier, settings)
+        if isinstance(app.state.detector, InProcessDetector):
+            await run_in_threadpool(app.state.detector.load)
         yield
     finally:
+        await app.state.health.stop()
         if app.state.classifier is not None:
             app.state.classifier.engine.stop()
 
@@ -137,6 +140,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.classifier = None
     app.state.detector = make_detector(settings)
+    app.state.health = HealthMonitor(settings.redis_url, refresh_s=settings.health_refresh_s,
+                                     timeout_s=settings.health_timeout_s)
     app.state.metrics = ApiMetrics(lambda: _engine_stats(app))
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     _add_error_handlers(app)

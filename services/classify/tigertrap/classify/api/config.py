@@ -53,7 +53,10 @@ class ApiSettings(EngineSettings):
     detect_poll_s: float = Field(default=0.2, gt=0, description="job status poll interval")
     keep_uploads: bool = Field(default=False, description="keep full frames sent to the detect "
                                                           "worker under <data>/jobs/<id>/")
-    health_timeout_s: float = Field(default=0.5, gt=0, description="worker ping timeout")
+    health_timeout_s: float = Field(default=0.5, gt=0,
+                                    description="Redis socket timeout of the health refresher")
+    health_refresh_s: float = Field(default=1.0, gt=0,
+                                    description="how often /health's snapshot is refreshed")
 
     def data_root(self) -> DataRoot:
         """The data root all request paths are relative to."""

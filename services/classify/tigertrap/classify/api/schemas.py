@@ -34,13 +34,20 @@ class ErrorResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    """``GET /health``."""
+    """``GET /health``: from a snapshot the server keeps current in the background."""
 
-    status: Literal["ok", "degraded"]
-    redis: bool = Field(description="the job queue's Redis answered a ping")
+    status: Literal["ok", "degraded"] = Field(
+        description="ok: Redis answered and every stage has a live worker")
+    redis: bool = Field(description="the job queue's Redis answered at the last refresh")
     workers: dict[str, list[str]] = Field(
-        description="queue name -> worker host names consuming it (empty list: none seen)")
+        description="queue name -> live workers consuming it (empty list: none alive)")
     model: str | None = Field(description="the loaded classifier bundle's name")
+    stages_without_workers: list[str] = Field(
+        default_factory=list, description="stages with no live worker, in pipeline order")
+    snapshot_age_s: float | None = Field(
+        default=None, description="seconds since Redis and the workers were last read")
+    problems: list[str] = Field(default_factory=list,
+                                description="why the status is degraded, one sentence each")
 
 
 class JobRequest(BaseModel):
