@@ -18,6 +18,7 @@ import pytest
 from tests.api.conftest import BUNDLE_NAME, ApiServer, Process, class_png
 from tests.conftest import wait_until
 from tigertrap.core.queue import STAGES
+from tigertrap.core.redis_server import start_redis
 from tigertrap.core.workers import Heartbeat, WorkerBeat
 
 #: Clients looping on /health in the load test, and the classify traffic beside them.
@@ -126,6 +127,29 @@ def test_a_worker_stopped_cleanly_leaves_health_before_its_ttl(
                    "the stopped worker to leave /health")
     finally:
         worker.stop()
+
+
+def test_a_hung_redis_turns_health_degraded_while_other_routes_answer(
+        start_server: Callable[..., ApiServer], tmp_path: Path):
+    redis_server = start_redis(tmp_path / "redis")  # its own: it is frozen with SIGSTOP
+    try:
+        server = start_server(REDIS_URL=redis_server.url)
+        assert _health(server)["redis"] is True
+        os.kill(redis_server.process.pid, signal.SIGSTOP)  # accepts connections, never answers
+        try:
+            body = wait_until(lambda: (b := _health(server))["redis"] is False and b,
+                              ANSWER_TIMEOUT_S, "/health to notice the hung Redis")
+            assert body["status"] == "degraded"
+            assert "Redis at the job queue is unreachable" in body["problems"][0]
+            with server.client() as client:
+                for route in ("/", "/v1/models", "/metrics"):
+                    assert client.get(route).status_code == 200, route
+        finally:
+            os.kill(redis_server.process.pid, signal.SIGCONT)
+        wait_until(lambda: _health(server)["redis"], ANSWER_TIMEOUT_S,
+                   "/health to see Redis again")
+    finally:
+        redis_server.stop()
 
 
 class Tally:
