@@ -84,3 +84,28 @@ def test_an_epoch_holds_exactly_the_sampled_images_per_class(
         shapes.add(tuple(images.shape[1:]))
     assert per_class.tolist() == [30, 12, 7]
     assert shapes == {(16, 16, 3)}
+
+
+def test_images_outside_a_jobs_data_root_are_left_out_unopened(image_folders: Path,
+                                                               tmp_path: Path) -> None:
+    from tigertrap.train.data import OUTSIDE_ROOT, drop_unreadable
+
+    root = tmp_path / "data"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.jpg"
+    secret.write_bytes((image_folders / "ds" / "train" / "deer" / "deer_0000.jpg").read_bytes())
+    inside = root / "snips" / "deer_0000.jpg"
+    inside.parent.mkdir(parents=True)
+    inside.write_bytes(secret.read_bytes())
+    (root / "snips" / "linked.jpg").symlink_to(secret)
+    csv_path = root / "snips" / "snips.csv"
+    csv_path.write_text("snip,label,split\ndeer_0000.jpg,deer,train\nlinked.jpg,deer,train\n"
+                        f"{secret},deer,train\n")
+
+    splits = read_snips_csv(csv_path, ClassMap(CLASSES))
+    kept, dropped = drop_unreadable(splits, image_root=root)
+
+    assert [Path(path).name for path in kept["train"].paths] == ["deer_0000.jpg"]
+    assert sorted(Path(item.path).name for item in dropped) == ["linked.jpg", "secret.jpg"]
+    assert {item.reason for item in dropped} == {OUTSIDE_ROOT}

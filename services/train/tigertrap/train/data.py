@@ -21,6 +21,7 @@ epoch draws its sample, shuffles, batches, converts, augments (RandAugment) and 
 from __future__ import annotations
 
 import csv
+import functools
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -33,6 +34,7 @@ import numpy as np
 
 from tigertrap.core.class_map import ClassMap
 from tigertrap.core.images import ImageLoadError, is_image_file, open_image
+from tigertrap.core.paths import within
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -62,6 +64,8 @@ SPLIT_COLUMN = "split"
 SHUFFLE_BUFFER = 4096
 #: The readability check decodes at 1/8 scale: the whole JPEG stream is read, little is built.
 CHECK_DRAFT_SIZE = (64, 64)
+#: Why an image outside a job's data root is left out.
+OUTSIDE_ROOT = "outside the data root (not read)"
 
 
 class DataError(ValueError):
@@ -116,7 +120,9 @@ class Unreadable:
     reason: str
 
 
-def _problem(path: str) -> str | None:
+def _problem(path: str, image_root: Path | None = None) -> str | None:
+    if image_root is not None and not within(path, image_root):
+        return OUTSIDE_ROOT
     try:
         open_image(path, draft_size=CHECK_DRAFT_SIZE).close()
     except ImageLoadError as error:
@@ -124,15 +130,18 @@ def _problem(path: str) -> str | None:
     return None
 
 
-def drop_unreadable(splits: Mapping[str, LabelledImages], *, threads: int | None = None
+def drop_unreadable(splits: Mapping[str, LabelledImages], *, threads: int | None = None,
+                    image_root: Path | None = None
                     ) -> tuple[dict[str, LabelledImages], list[Unreadable]]:
     """``splits`` without the images that do not decode, and those images with the reason
-    (decoded in parallel, at reduced scale)."""
+    (decoded in parallel, at reduced scale). With ``image_root``, images outside it (through
+    a symlink, or named so by a snips CSV) are dropped without being opened."""
     kept: dict[str, LabelledImages] = {}
     dropped: list[Unreadable] = []
     with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
         for split, images in splits.items():
-            problems = list(pool.map(_problem, images.paths))
+            problems = list(pool.map(functools.partial(_problem, image_root=image_root),
+                                     images.paths))
             good = [i for i, problem in enumerate(problems) if problem is None]
             dropped += [Unreadable(split, images.paths[i], problem)
                         for i, problem in enumerate(problems) if problem is not None]

@@ -37,7 +37,7 @@ def train(params: dict[str, Any], progress: ProgressFn) -> dict[str, Any]:
     from tigertrap.train.training import train as run_training
 
     root = DataRoot(load_settings(CoreSettings).tigertrap_data)
-    result = run_training(job_settings(params, root), progress=progress)
+    result = run_training(job_settings(params, root), progress=progress, image_root=root.root)
     return {"run_dir": root.relative(result.run_dir),
             "bundle_dir": root.relative(result.bundle_dir),
             "epochs": result.epochs, "metrics": result.metrics}

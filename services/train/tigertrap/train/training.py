@@ -126,9 +126,10 @@ def resolve_class_map(settings: TrainSettings) -> ClassMap:
                                    "class_map.yaml), CLASSES, or put class_map.yaml in DATA_DIR")
 
 
-def load_splits(settings: TrainSettings, class_map: ClassMap
+def load_splits(settings: TrainSettings, class_map: ClassMap, image_root: Path | None = None
                 ) -> dict[str, datasets.LabelledImages]:
-    """The labelled splits; train and val must exist and hold images."""
+    """The labelled splits; train and val must exist and hold images. With ``image_root`` (a
+    job's data root), images outside it are left out as unreadable, never opened."""
     if settings.snips_csv is not None:
         if not settings.snips_csv.is_file():
             raise ConfigError("SNIPS_CSV", f"{settings.snips_csv} does not exist")
@@ -139,7 +140,7 @@ def load_splits(settings: TrainSettings, class_map: ClassMap
         splits = datasets.read_folders(settings.data_dir, class_map)
     else:
         raise ConfigError("DATA_DIR", "give DATA_DIR (train/val/test folders) or SNIPS_CSV")
-    splits, unreadable = datasets.drop_unreadable(splits)
+    splits, unreadable = datasets.drop_unreadable(splits, image_root=image_root)
     _record_unreadable(settings.output_path / UNREADABLE_FILE, unreadable)
     for required in ("train", "val"):
         if not len(splits.get(required, ())):
@@ -172,11 +173,12 @@ def _samples_per_class(settings: TrainSettings, class_map: ClassMap) -> dict[int
 class _Run:
     """One training run: its settings, data, model and state."""
 
-    def __init__(self, settings: TrainSettings, progress: ProgressFn | None) -> None:
+    def __init__(self, settings: TrainSettings, progress: ProgressFn | None,
+                 image_root: Path | None = None) -> None:
         self.settings = settings
         self.progress = progress
         self.class_map = resolve_class_map(settings)
-        self.splits = load_splits(settings, self.class_map)
+        self.splits = load_splits(settings, self.class_map, image_root)
         self.spec: BackboneSpec = resolve_backbone(settings.model, settings.input_size)
         self.samples = _samples_per_class(settings, self.class_map)
         self.plans = plan_epochs(settings)
@@ -480,10 +482,13 @@ def _finished_result(run: _Run) -> TrainResult | None:
                        run.state.epochs_done)
 
 
-def train(settings: TrainSettings, *, progress: ProgressFn | None = None) -> TrainResult:
+def train(settings: TrainSettings, *, progress: ProgressFn | None = None,
+          image_root: Path | None = None) -> TrainResult:
     """Train, evaluate and export as ``settings`` say; resume an interrupted run.
 
-    Paths in ``settings`` are used as given (resolve them against the data root first).
+    Paths in ``settings`` are used as given (resolve them against the data root first). With
+    ``image_root`` (a job's data root), images found in DATA_DIR or named by SNIPS_CSV that lie
+    outside it are left out (listed as unreadable), never opened.
 
     Raises:
         ConfigError: a setting that cannot work (unknown class, missing data, BUF too large).
@@ -492,7 +497,7 @@ def train(settings: TrainSettings, *, progress: ProgressFn | None = None) -> Tra
         tigertrap.train.backbones.BackboneError: weights that cannot be loaded.
     """
     settings = apply_recipe(settings)
-    run = _Run(settings, progress)
+    run = _Run(settings, progress, image_root)
     done = _finished_result(run)
     if done is not None:
         log.info("%s: already trained and exported to %s", run.run_dir, run.bundle_dir)
