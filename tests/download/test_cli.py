@@ -248,3 +248,34 @@ def test_new_selection_removes_images_the_old_one_saved(
     assert len(listed) == 6
     assert listed != first
     assert on_disk == listed
+
+
+def test_a_local_root_file_symlinked_from_outside_it_is_downloaded_instead(
+        data_root: Path, tmp_path: Path, spec_file: Path, image_server: ImageServer,
+        served_images: Path, served_rows: Callable[[str], list[dict[str, str]]]) -> None:
+    mirror = tmp_path / "mounted" / "img"
+    shutil.copytree(served_images, mirror)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    linked = sorted(mirror.glob("*.jpg"))[0]
+    shutil.move(linked, elsewhere / linked.name)
+    linked.symlink_to(elsewhere / linked.name)
+    metadata = write_metadata(tmp_path / "meta.csv", served_rows("img"))
+    result = _run(data_root, "lila", str(metadata), "--name", "t", "--spec", str(spec_file),
+                  "--local-root", str(tmp_path / "mounted"), *FAST)
+    assert result.returncode == 0, result.stderr
+    statuses = sorted(row["status"] for row in _manifest(data_root, "t"))
+    assert statuses.count("local") == len(statuses) - 1 and statuses[-1] == "ok"
+    assert sum(image_server.requests.values()) == 1
+
+
+def test_a_cvwc_folder_file_symlinked_from_outside_is_not_imported(
+        data_root: Path, tmp_path: Path, served_images: Path) -> None:
+    folder = _cvwc_folder(tmp_path / "atrw", served_images)
+    outside = tmp_path / "outside.jpg"
+    shutil.copy2(next(folder.rglob("*.jpg")), outside)
+    (folder / "trainval" / "linked.jpg").symlink_to(outside)
+    result = _run(data_root, "cvwc", str(folder), "--name", "c", "--fractions", "0.5,0.5,0")
+    assert result.returncode == 0, result.stderr
+    rows = _manifest(data_root, "c")
+    assert len(rows) == 8 and not any("linked" in row["path"] for row in rows)

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tigertrap.core.images import ImageLoadError, is_image_file
-from tigertrap.core.paths import atomic_write_bytes
+from tigertrap.core.paths import atomic_write_bytes, within
 from tigertrap.core.queue import ProgressFn
 from tigertrap.download.config import DownloadSettings
 from tigertrap.download.fetch import verify_image_bytes
@@ -56,7 +56,9 @@ ImageReader = Callable[[], bytes]
 @contextmanager
 def _archive_members(source: Path) -> Iterator[Iterator[tuple[str, ImageReader]]]:
     if source.is_dir():
-        files = sorted(path for path in source.rglob("*") if path.is_file())
+        # a file symlinked from outside the folder is not part of the data set: not read
+        files = sorted(path for path in source.rglob("*")
+                       if path.is_file() and within(path, source))
         yield ((path.relative_to(source).as_posix(), path.read_bytes) for path in files)
     elif zipfile.is_zipfile(source):
         with zipfile.ZipFile(source) as archive:

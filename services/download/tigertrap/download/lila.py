@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from tigertrap.core.images import ImageLoadError
-from tigertrap.core.paths import TEMP_SUFFIX, atomic_write_json
+from tigertrap.core.paths import TEMP_SUFFIX, atomic_write_json, within
 from tigertrap.core.queue import ProgressFn
 from tigertrap.download.config import DownloadSettings
 from tigertrap.download.fetch import (
@@ -248,7 +248,8 @@ def _local_file(row: ManifestRow, local_root: Path) -> Path | None:
             continue
         for start in range(len(parts) - MIN_LOCAL_PARTS + 1):
             candidate = local_root.joinpath(*parts[start:])
-            if candidate.is_file():
+            # a symlink under LOCAL_ROOT that leads out of it is not the mounted image
+            if candidate.is_file() and within(candidate, local_root):
                 return candidate
     return None
 
