@@ -101,3 +101,58 @@ def rde_remove(
     except (ConfigError, MDResultsError) as error:
         raise _fail(str(error)) from None
     echo_json(removal.as_dict())
+
+
+@export_app.command("camtrap-dp")
+def export_camtrap_dp(
+    md_file: Annotated[Path | None, typer.Argument(
+        help="Classified MD file (md_classified.json). [MD_FILE]", show_default=False)] = None,
+    output_dir: Annotated[Path | None, typer.Option(
+        help="Package folder. [OUTPUT_DIR: <MD file folder>/camtrap-dp]", show_default=False)
+    ] = None,
+    deployments: Annotated[Path | None, typer.Option(
+        help="CSV with deploymentID, latitude, longitude (and any Camtrap DP deployment "
+             "column). [DEPLOYMENTS]", show_default=False)] = None,
+    manifest: Annotated[Path | None, typer.Option(
+        help="Download manifest.csv: locations and datetimes. [MANIFEST]", show_default=False)
+    ] = None,
+    deployment_by: Annotated[str | None, typer.Option(
+        help="A deployment is the image's folder or its manifest location. "
+             "[DEPLOYMENT_BY: folder]", show_default=False)] = None,
+    taxa: Annotated[Path | None, typer.Option(
+        help="CSV with class and scientificName columns. [TAXA]", show_default=False)] = None,
+    min_conf: Annotated[float | None, typer.Option(
+        help="Detections at or above this conf become observations. [MIN_CONF: 0.2]",
+        show_default=False)] = None,
+    event_gap: Annotated[float | None, typer.Option(
+        help="Max seconds between frames of one event. [EVENT_GAP: 60]", show_default=False)
+    ] = None,
+    utc_offset: Annotated[str | None, typer.Option(
+        help="Camera clocks' offset from UTC, e.g. +05:45. [UTC_OFFSET: +00:00]",
+        show_default=False)] = None,
+    time_fallback: Annotated[str | None, typer.Option(
+        help="Images without EXIF or manifest time: file (modification time) or error. "
+             "[TIME_FALLBACK: file]", show_default=False)] = None,
+    env_file: Annotated[Path | None, typer.Option(
+        help="Env file of settings (KEY=value): also TITLE, PROJECT_TITLE, CONTRIBUTOR, "
+             "DATA_LICENSE, MEDIA_LICENSE.", show_default=False)] = None,
+) -> None:
+    """Write a Camtrap DP 1.0 package (datapackage.json, deployments.csv, media.csv,
+    observations.csv) from a classified MD file; it is validated before it is written."""
+    from tigertrap.classify.camtrap_dp import (
+        CamtrapDPError,
+        CamtrapDPSettings,
+    )
+    from tigertrap.classify.camtrap_dp import export_camtrap_dp as export
+    from tigertrap.core.md_results import MDResultsError
+
+    try:
+        settings = load_settings(
+            CamtrapDPSettings, env_file=env_file, md_file=md_file, output_dir=output_dir,
+            deployments=deployments, manifest=manifest, deployment_by=deployment_by, taxa=taxa,
+            min_conf=min_conf, event_gap=event_gap, utc_offset=utc_offset,
+            time_fallback=time_fallback)
+        written = export(settings)
+    except (ConfigError, MDResultsError, CamtrapDPError) as error:
+        raise _fail(str(error)) from None
+    echo_json(written.as_dict())
