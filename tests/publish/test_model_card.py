@@ -83,6 +83,15 @@ def test_card_states_the_tiger_operating_point(dry_run: Path) -> None:
     assert "| test2 | tiger_recall | 0.902 |" in section
 
 
+def test_card_says_which_classes_each_splits_macro_averages_cover(dry_run: Path) -> None:
+    _, body = _card(dry_run)
+    test2_section = body.split("### test2\n", 1)[1].split("## ", 1)[0]
+    assert "Macro averages cover the 2 classes present in this split: `tiger`, `leopard`." \
+        in test2_section
+    assert "Left out, with no image in this split: `dhole`, `sambar`" in test2_section
+    assert "macro_classes" not in test2_section
+
+
 def test_card_describes_training_splits_use_licence_and_how_to_run(dry_run: Path) -> None:
     _, body = _card(dry_run)
     for split, count in SPLITS.items():

@@ -31,6 +31,8 @@ TRAINING_DATA_KEYS = ("training_data", "data", "dataset", "datasets", "sources",
 INDEX_METRICS = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall",
                  "top1_accuracy", "top3_accuracy", "balanced_accuracy")
 CARD_TEMPLATE = "model_card.md"
+#: Per-split keys naming the classes the macro averages cover (written by train's evaluation).
+MACRO_COVERAGE_KEYS = ("macro_classes", "absent_classes")
 
 
 def default_description(manifest: BundleManifest, class_map: ClassMap) -> str:
@@ -121,8 +123,11 @@ def _split_section(manifest: BundleManifest, bundle_dir: Path, split: str) -> st
     if scalars:
         parts.append(_table(("metric", "value"),
                             [(name, _format(value)) for name, value in scalars.items()]))
+    coverage = _macro_coverage(manifest.metrics[split])
+    if coverage:
+        parts.append(coverage)
     nested = {key: value for key, value in manifest.metrics[split].items()
-              if isinstance(value, (Mapping, list))}
+              if isinstance(value, (Mapping, list)) and key not in MACRO_COVERAGE_KEYS}
     if nested:
         dumped = yaml.safe_dump(nested, sort_keys=False, allow_unicode=True).rstrip()
         parts.append(f"<details><summary>more</summary>\n\n```yaml\n{dumped}\n```\n\n</details>")
@@ -133,6 +138,20 @@ def _split_section(manifest: BundleManifest, bundle_dir: Path, split: str) -> st
         relative = report.relative_to(bundle_dir).as_posix()
         parts.append(f"Per-class precision, recall and F1: [`{relative}`]({relative})")
     return "\n\n".join(parts)
+
+
+def _macro_coverage(split_metrics: Mapping[str, Any]) -> str:
+    """The sentence saying which classes the split's macro averages run over."""
+    covered = split_metrics.get("macro_classes")
+    if not isinstance(covered, list):
+        return ""
+    absent = split_metrics.get("absent_classes") or []
+    names = ", ".join(f"`{name}`" for name in covered) or "none"
+    sentence = f"Macro averages cover the {len(covered)} classes present in this split: {names}."
+    if absent:
+        sentence += (" Left out, with no image in this split: "
+                     + ", ".join(f"`{name}`" for name in absent) + ".")
+    return sentence
 
 
 def _metrics(manifest: BundleManifest, bundle_dir: Path) -> str:
