@@ -47,6 +47,7 @@ START_TIMEOUT_S = 180
 POLL_S = 0.2
 SAMPLE_S = 0.1
 REQUEST_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 60
 
 
 def _memory_kib(pid: int, field: str) -> int | None:
@@ -95,15 +96,19 @@ class Server:
             time.sleep(POLL_S)
         raise SystemExit("the API server did not start")
 
-    def stop(self) -> float:
-        """SIGTERM the server; seconds until it exited."""
+    def stop(self) -> float | None:
+        """SIGTERM the server; seconds until it exited (None: it did not, and was killed)."""
         start = time.monotonic()
         os.killpg(self.pid, signal.SIGTERM)
         try:
-            self.process.wait(timeout=60)
+            self.process.wait(timeout=STOP_TIMEOUT_S)
+            return time.monotonic() - start
+        except subprocess.TimeoutExpired:
+            os.killpg(self.pid, signal.SIGKILL)
+            self.process.wait()
+            return None
         finally:
             self.redis.stop()
-        return time.monotonic() - start
 
 
 async def _sample_rss(pid: int | None, peak: list[int], stop: asyncio.Event) -> None:
@@ -196,10 +201,13 @@ def main() -> None:
             rss_before = _memory_kib(pid, "VmRSS") if pid else None
             statuses, latencies, elapsed, peak = asyncio.run(load(
                 url, crops, args.clients, args.seconds, args.health_share, pid, args.seed))
-            after = httpx.get(f"{url}/health", timeout=REQUEST_TIMEOUT_S).json()
+            try:
+                after = httpx.get(f"{url}/health", timeout=REQUEST_TIMEOUT_S).json()["status"]
+            except httpx.HTTPError as error:
+                after = f"no answer ({type(error).__name__})"
             hwm = _memory_kib(pid, "VmHWM") if pid else None
         finally:
-            stop_s = server.stop() if server else None
+            stopped = server.stop() if server else False
 
     print(f"machine: {machine()}; {args.clients} clients for {elapsed:.1f} s, "
           f"{args.health_share:.0%} /health, {len(crops)} distinct 600 px JPEG snips")
@@ -207,9 +215,11 @@ def main() -> None:
     if pid:
         print(f"server RSS: {rss_before / 1024:.0f} MiB before, peak {peak / 1024:.0f} MiB "
               f"under load, VmHWM {hwm / 1024:.0f} MiB (life peak, model load included)")
-    print(f"/health afterwards: status {after['status']}, redis {after['redis']}")
-    if stop_s is not None:
-        print(f"server stopped {stop_s:.1f} s after SIGTERM")
+    print(f"/health afterwards: {after}")
+    if stopped is None:
+        print(f"server still running {STOP_TIMEOUT_S} s after SIGTERM: killed")
+    elif stopped is not False:
+        print(f"server stopped {stopped:.1f} s after SIGTERM")
     print(f"5xx or transport errors: {bad}")
     sys.exit(1 if bad else 0)
 
