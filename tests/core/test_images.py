@@ -80,3 +80,16 @@ def test_draft_mode_decodes_a_large_jpeg_at_reduced_scale(fixtures_dir):
     full = open_image(path)
     small = open_image(path, draft_size=(full.width // 4, full.height // 4))
     assert small.width < full.width and small.width >= full.width // 4
+
+
+def test_the_size_of_a_png_is_read_from_its_header_without_decoding_its_pixels():
+    # Pillow's PNG getexif() decodes the whole image; image_size must not (a 176 KiB PNG can
+    # be 476 MB decoded). Pixel data that does not decode proves nothing was decoded.
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 200), (10, 200, 30)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    idat = data.index(b"IDAT") + 4
+    data[idat:idat + 8] = b"\xff" * 8  # the compressed pixels are now garbage
+    assert image_size(bytes(data)) == (300, 200)
+    with pytest.raises(ImageLoadError):
+        open_image(bytes(data))

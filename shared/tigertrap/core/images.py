@@ -96,11 +96,23 @@ def _orientation(image: Image.Image) -> int:
         return 1
 
 
+def _header_orientation(image: Image.Image) -> int:
+    # Pillow's PNG getexif() decodes the whole image to look for an eXIf chunk after the
+    # pixels (a 176 KiB PNG can be 476 MB decoded); only one before them counts here.
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1
+    return _orientation(image)
+
+
 def image_size(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
-    """Return the upright (EXIF-oriented) width and height without decoding the pixels."""
+    """Return the upright (EXIF-oriented) width and height without decoding the pixels.
+
+    A PNG's orientation is read from an eXIf chunk before its pixel data only (the usual
+    place); one after them would need the whole image decoded.
+    """
     with _open(source, max_pixels) as image:
         width, height = image.size
-        if _orientation(image) in (5, 6, 7, 8):
+        if _header_orientation(image) in (5, 6, 7, 8):
             width, height = height, width
     return width, height
 
