@@ -62,9 +62,18 @@ def test_redis_persists_and_reports_health(compose):
     assert "/data" in volumes(redis)
 
 
-def test_api_is_published_on_port_8000_and_gpu_stages_reserve_a_gpu(compose):
+def published(port: str | dict) -> tuple[str, int]:
+    """(host address, container port) of a port in either of compose's notations."""
+    if isinstance(port, dict):
+        return port.get("host_ip", ""), int(port["target"])
+    parts = port.split(":")
+    return (parts[0] if len(parts) == 3 else ""), int(parts[-1].split("/")[0])
+
+
+def test_api_is_published_on_loopback_port_8000_and_gpu_stages_reserve_a_gpu(compose):
     services = compose["services"]
-    assert any(port["target"] == 8000 for port in services["classify"]["ports"])
+    assert ("127.0.0.1", 8000) in [published(port) for port in services["classify"]["ports"]]
+    assert "ports" not in services["redis"], "Redis stays on the stack's own network"
     for stage in ("detect", "train"):
         devices = services[stage]["deploy"]["resources"]["reservations"]["devices"]
         assert devices[0]["capabilities"] == ["gpu"]

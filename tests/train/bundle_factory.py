@@ -3,8 +3,9 @@
 ``build_tiny_bundle`` trains a MobileNetV3 (kimm, random initial weights) for a few steps on
 synthetic images whose classes differ by colour and stripe direction, so its predictions really
 differ per class, and writes it with :func:`tigertrap.train.export.export_bundle`. A built bundle
-is cached on disk (keyed by the arguments and this module's and the exporter's source), so a test
-session pays for training once.
+is cached on disk (keyed by the arguments, the source of everything that builds, exports and checks
+it, and the versions of the libraries that write it), so a test session pays for training once;
+.ci/run empties the cache first, so CI always builds it fresh.
 """
 
 from __future__ import annotations
@@ -47,12 +48,20 @@ def tiny_training_images(class_names: list[str], input_size: int, seed: int,
 
 
 def _cache_key(class_names: list[str], input_size: int, steps: int, seed: int) -> str:
-    from tigertrap.train import backbones, export, model
+    """Everything that shapes the artifact: the code that builds, exports and checks it, and the
+    versions of the libraries that write it (an older artifact must never stand in)."""
+    from importlib.metadata import version
+
+    from tigertrap.core import bundle, class_map
+    from tigertrap.train import backbones, export, model, portable
 
     digest = hashlib.sha256()
-    for module in (backbones, export, model):
+    for module in (backbones, export, model, portable, bundle, class_map):
         digest.update(inspect.getsource(module).encode())
     digest.update(Path(__file__).read_bytes())
+    digest.update(inspect.getsource(class_images).encode())
+    for package in ("keras", "tensorflow", "tf2onnx", "onnx", "kimm", "numpy"):
+        digest.update(f"{package}=={version(package)}".encode())
     digest.update(repr((class_names, input_size, steps, seed)).encode())
     return digest.hexdigest()[:16]
 
