@@ -54,6 +54,7 @@ from tigertrap.classify.tables import (
     image_rows,
     long_rows,
     prediction_rows,
+    tiger_flags,
     tiger_rule,
 )
 from tigertrap.core.bundle import BundleManifest, file_sha256
@@ -94,6 +95,8 @@ class ClassifyResult:
     classified: int = 0
     failures: int = 0
     skipped: bool = False
+    #: What the tiger alert did (``TIGER_WEBHOOK``); None when no webhook is set.
+    tiger_alert: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {key: str(value) if isinstance(value, Path) else value
@@ -325,6 +328,33 @@ def _update_results(results: MDResults, outcome: Outcome, located: dict[int, Pat
     })
 
 
+def _mark_tigers(results: MDResults, outcome: Outcome, engine: InferenceEngine,
+                 settings: ClassifySettings) -> None:
+    """Per image entry, ``tiger`` (the flag; a field Timelapse and scripts can filter on, which
+    MegaDetector's validator accepts) and ``tiger_score`` where a detection was classified."""
+    if settings.tiger_class not in engine.class_map.names:
+        return
+    flags = tiger_flags(outcome, engine, settings)
+    for number, entry in enumerate(results.images):
+        if entry.failed:
+            continue
+        score, flagged = flags.get(number, (None, False))
+        entry.tiger = flagged  # type: ignore[attr-defined]  # an MD extra field
+        if score is not None:
+            entry.tiger_score = round(score, 4)  # type: ignore[attr-defined]
+
+
+def _tiger_alert(md_file: Path, settings: ClassifySettings) -> str | None:
+    if settings.tiger_webhook is None:
+        return None
+    from tigertrap.classify.tiger_alert import send_tiger_alert
+
+    return send_tiger_alert(md_file, settings.tiger_webhook,
+                            retries=settings.tiger_webhook_retries,
+                            backoff_s=settings.tiger_webhook_backoff,
+                            timeout_s=settings.tiger_webhook_timeout).status
+
+
 # -- the stage --------------------------------------------------------------------------------
 
 def _paths(settings: ClassifySettings, md_file: Path) -> ClassifyResult:
@@ -338,7 +368,8 @@ def _paths(settings: ClassifySettings, md_file: Path) -> ClassifyResult:
 def _fingerprint(md_file: Path, manifest: BundleManifest, settings: ClassifySettings) -> str:
     relevant = settings.model_dump(mode="json", exclude={
         "output_dir", "md_file", "model", "backend", "batch_size", "max_wait_ms", "max_queue",
-        "threads", "decode_workers"})
+        "threads", "decode_workers", "tiger_webhook", "tiger_webhook_retries",
+        "tiger_webhook_backoff", "tiger_webhook_timeout"})
     if settings.sequence_file is not None and settings.sequence_file.is_file():
         relevant["sequence_file_sha256"] = file_sha256(settings.sequence_file)
     payload = json.dumps([file_sha256(md_file), manifest.files, relevant], sort_keys=True)
@@ -384,6 +415,7 @@ def classify_md(settings: ClassifySettings, *, progress: ProgressFn | None = Non
     if _already_done(result, fingerprint):
         log.info("%s is complete for these inputs; nothing to do", result.md_file)
         result.skipped = True
+        result.tiger_alert = _tiger_alert(result.md_file, settings)  # sent before a restart?
         return result
     _sort_detections(results)
     work, located = _plan(results, md_file.parent, settings.lower_conf, image_root)
@@ -394,6 +426,7 @@ def classify_md(settings: ClassifySettings, *, progress: ProgressFn | None = Non
                       failures)
     out_dir = result.md_file.parent
     _update_results(results, outcome, located, out_dir, engine, settings, fingerprint)
+    _mark_tigers(results, outcome, engine, settings)
     # Tables first, the MD file last: its fingerprint marks the whole set complete.
     atomic_write_text(result.predictions_csv,
                       csv_text(PREDICTION_COLUMNS, prediction_rows(results, outcome, engine)))
@@ -404,6 +437,7 @@ def classify_md(settings: ClassifySettings, *, progress: ProgressFn | None = Non
                           csv_text(LONG_COLUMNS, long_rows(results, outcome, engine)))
     write_md_results(results, result.md_file)
     result.classified, result.failures = len(raw), len(failures)
+    result.tiger_alert = _tiger_alert(result.md_file, settings)
     log.info("classified %d detections in %d images (%d failures) -> %s", len(raw),
              len(work), len(failures), result.md_file)
     return result

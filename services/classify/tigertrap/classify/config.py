@@ -85,3 +85,12 @@ class ClassifySettings(EngineSettings):
         default=0.15, ge=0.0, le=1.0, description="detections below this conf take no part "
                                                   "[detection_confidence_threshold]")
     decode_workers: int = Field(default=2, ge=1, description="image decoding threads")
+
+    # the tiger alert (tigertrap.classify.tiger_alert): batch mode only
+    tiger_webhook: str | None = Field(
+        default=None, pattern=r"^https?://",
+        description="URL POSTed once per batch with the tiger-flagged frames")
+    tiger_webhook_retries: int = Field(default=3, ge=0, description="retries after a failure")
+    tiger_webhook_backoff: float = Field(default=1.0, ge=0,
+                                         description="first retry wait, doubling, seconds")
+    tiger_webhook_timeout: float = Field(default=10.0, gt=0, description="per call, seconds")

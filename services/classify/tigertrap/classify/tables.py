@@ -30,6 +30,7 @@ __all__ = [
     "image_rows",
     "long_rows",
     "prediction_rows",
+    "tiger_flags",
     "tiger_rule",
 ]
 
@@ -117,21 +118,33 @@ def tiger_rule(engine: InferenceEngine, settings: ClassifySettings
     return rule
 
 
-def image_rows(results: MDResults, outcome: Outcome, engine: InferenceEngine,
-                settings: ClassifySettings) -> Iterator[dict[str, Any]]:
+def _keys_per_image(outcome: Outcome) -> dict[int, list[Key]]:
     per_image: dict[int, list[Key]] = {}
     for key in outcome.final:
         per_image.setdefault(key[0], []).append(key)
-    animals = animal_ids(results)
+    return per_image
+
+
+def tiger_flags(outcome: Outcome, engine: InferenceEngine, settings: ClassifySettings
+                ) -> dict[int, tuple[float | None, bool]]:
+    """Per image entry with classified detections: ``(tiger score, tiger flag)``. Smoothing
+    may lower a single clear tiger frame; the flag takes the higher of raw and smoothed."""
     flag = tiger_rule(engine, settings)
+    return {number: flag([outcome.final[k] for k in keys] + [outcome.raw[k] for k in keys])
+            for number, keys in _keys_per_image(outcome).items()}
+
+
+def image_rows(results: MDResults, outcome: Outcome, engine: InferenceEngine,
+                settings: ClassifySettings) -> Iterator[dict[str, Any]]:
+    per_image = _keys_per_image(outcome)
+    animals = animal_ids(results)
+    flags = tiger_flags(outcome, engine, settings)
     for number, entry in enumerate(results.images):
         keys = per_image.get(number, [])
         detections = entry.detections or []
         best_key = max(keys, key=lambda k: float(outcome.final[k].max()), default=None)
         top = int(np.argmax(outcome.final[best_key])) if best_key else None
-        # Smoothing may lower a single clear tiger frame; the flag takes the higher score.
-        tiger_score, tiger = flag([outcome.final[k] for k in keys]
-                                        + [outcome.raw[k] for k in keys])
+        tiger_score, tiger = flags.get(number, (None, False))
         yield {
             "file": entry.file, "failure": entry.failure or "",
             "animals": sum(1 for d in detections
