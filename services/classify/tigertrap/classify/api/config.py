@@ -33,6 +33,9 @@ class ApiSettings(EngineSettings):
     redis_url: str | None = Field(default=None, description="job queue; default local Redis")
     tigertrap_api_key: str | None = Field(
         default=None, description="when set, /v1/* needs it (X-API-Key or Bearer)")
+    database_url: str | None = Field(
+        default=None, description="review store (SQLAlchemy URL, e.g. postgresql+psycopg://"
+                                  "...); unset: SQLite at <data>/review/review.sqlite")
 
     # the classifier (engine settings and how results read: EngineSettings)
     model: str | None = Field(default=None, description="bundle name or folder; none: no "
