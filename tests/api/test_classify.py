@@ -16,6 +16,7 @@ from tests.api.conftest import (
     Process,
     class_png,
 )
+from tests.conftest import wait_until
 from tigertrap.core.images import image_size
 
 PNG = "image/png"
@@ -201,12 +202,34 @@ def test_an_unknown_mode_gets_422_naming_the_allowed_modes(api: ApiServer):
 
 # -- overload -----------------------------------------------------------------------------------
 
-def test_a_full_inference_queue_gets_503_with_retry_after(
-        start_server: Callable[..., ApiServer]):
-    tight = start_server(MAX_QUEUE="1", BATCH_SIZE="1", MAX_WAIT_MS="0", RETRY_AFTER_S="3")
-    files = [("images", (f"{i}.png", class_png("tiger"), PNG)) for i in range(MAX_IMAGES)]
+@pytest.fixture(scope="module")
+def tight(start_server: Callable[..., ApiServer]) -> ApiServer:
+    """A server whose inference queue holds one crop."""
+    return start_server(MAX_QUEUE="1", BATCH_SIZE="1", MAX_WAIT_MS="0", RETRY_AFTER_S="3")
+
+
+def test_more_crops_than_the_inference_queue_holds_are_classified_in_parts(
+        tight: ApiServer):
+    names = ["tiger", "sambar", "leopard"] * 4
+    files = [("images", (f"{i}-{name}.png", class_png(name), PNG)) for i, name in enumerate(names)]
     response = _post(tight, files)
-    assert response.status_code == 503
+    assert response.status_code == 200, response.text
+    assert [image["top_species"] for image in response.json()["images"]] == names
+
+
+def test_a_busy_inference_queue_gets_503_with_retry_after(tight: ApiServer):
+    files = [("images", (f"{i}.png", class_png("tiger"), PNG)) for i in range(8)]
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=tight.url, timeout=120) as client:
+            return list(await asyncio.gather(*(
+                client.post("/v1/classify", files=files, data={"mode": "crops"})
+                for _ in range(CONCURRENT_CLIENTS))))
+
+    def busy() -> httpx.Response | None:
+        return next((r for r in asyncio.run(burst()) if r.status_code == 503), None)
+
+    response = wait_until(busy, 120, "a request refused while the queue is full")
     assert response.headers["retry-after"] == "3"
     assert "busy" in response.json()["detail"]
 

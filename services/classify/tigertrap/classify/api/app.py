@@ -24,12 +24,15 @@ from starlette.concurrency import run_in_threadpool
 from tigertrap.classify.api.config import ApiSettings
 from tigertrap.classify.api.deps import require_api_key
 from tigertrap.classify.api.detection import DetectionFailed, InProcessDetector, make_detector
+from tigertrap.classify.api.guards import RequestGuard
 from tigertrap.classify.api.health import HealthMonitor
 from tigertrap.classify.api.metrics import ApiMetrics, MetricsMiddleware
-from tigertrap.classify.api.routes import classify, health, jobs, metrics, models, pages
+from tigertrap.classify.api.pixel_budget import PixelBudget, PixelBudgetExhausted
+from tigertrap.classify.api.routes import classify, health, jobs, metrics, models, pages, reviews
 from tigertrap.classify.api.species import SpeciesClassifier
 from tigertrap.classify.api.uploads import UploadRejected
 from tigertrap.classify.engine import EngineOverloaded, InferenceEngine
+from tigertrap.classify.review.store import ReviewStore, database_url
 from tigertrap.core.config import load_settings
 
 __all__ = ["create_app"]
@@ -65,9 +68,15 @@ def _load_classifier(settings: ApiSettings) -> SpeciesClassifier | None:
                              tiger_threshold=threshold)
 
 
+def _open_review_store(settings: ApiSettings) -> ReviewStore:
+    """The review store (migrated); an unreachable DATABASE_URL stops start-up naming it."""
+    return ReviewStore.open(database_url(settings.tigertrap_data, settings.database_url))
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ApiSettings = app.state.settings
+    app.state.review_store = await run_in_threadpool(_open_review_store, settings)
     await app.state.health.start()
     try:
         app.state.classifier = await run_in_threadpool(_load_classifier, settings)
@@ -78,6 +87,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.health.stop()
         if app.state.classifier is not None:
             app.state.classifier.engine.stop()
+        app.state.review_store.close()
 
 
 def _error(status_code: int, detail: str, headers: dict[str, str] | None = None,
@@ -127,6 +137,13 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error(503, f"the classifier is busy ({error}); retry in {retry} s",
                       headers={"Retry-After": retry})
 
+    @app.exception_handler(PixelBudgetExhausted)
+    async def decoding_full(request: Request, error: PixelBudgetExhausted) -> JSONResponse:
+        app.state.metrics.overloads.inc()
+        retry = str(app.state.settings.retry_after_s)
+        return _error(503, f"the server is busy decoding images ({error}); retry in {retry} s",
+                      headers={"Retry-After": retry})
+
 
 def _engine_stats(app: FastAPI) -> dict[str, Any] | None:
     classifier = getattr(app.state, "classifier", None)
@@ -139,10 +156,14 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app = FastAPI(title=TITLE, description=DESCRIPTION, version="0.1.0", lifespan=_lifespan)
     app.state.settings = settings
     app.state.classifier = None
-    app.state.detector = make_detector(settings)
+    app.state.pixel_budget = PixelBudget(settings.max_process_pixels,
+                                         wait_s=settings.retry_after_s)
+    app.state.detector = make_detector(settings, app.state.pixel_budget)
     app.state.health = HealthMonitor(settings.redis_url, refresh_s=settings.health_refresh_s,
                                      timeout_s=settings.health_timeout_s)
     app.state.metrics = ApiMetrics(lambda: _engine_stats(app))
+    # The guard sits inside the metrics, so its refusals are counted too.
+    app.add_middleware(RequestGuard, settings=settings)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     _add_error_handlers(app)
     secured = [Depends(require_api_key)]
@@ -151,6 +172,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(jobs.router, dependencies=secured)
     app.include_router(classify.router, dependencies=secured)
     app.include_router(models.router, dependencies=secured)
+    app.include_router(reviews.router, dependencies=secured)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     return app

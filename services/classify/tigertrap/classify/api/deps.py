@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security
@@ -10,23 +9,26 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from tigertrap.classify.api.config import ApiSettings
 from tigertrap.classify.api.detection import InProcessDetector, QueueDetector
+from tigertrap.classify.api.guards import API_KEY_HEADER, MISSING_KEY_MESSAGE, key_accepted
 from tigertrap.classify.api.metrics import ApiMetrics
+from tigertrap.classify.api.pixel_budget import PixelBudget
 from tigertrap.classify.api.species import SpeciesClassifier
 
 __all__ = [
     "ClassifierDep",
     "DetectorDep",
     "MetricsDep",
+    "PixelBudgetDep",
     "SettingsDep",
     "get_classifier",
     "get_detector",
     "get_metrics",
+    "get_pixel_budget",
     "get_settings",
     "require_api_key",
     "require_multipart",
 ]
 
-API_KEY_HEADER = "X-API-Key"
 _api_key = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
                         description="the server's TIGERTRAP_API_KEY")
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <TIGERTRAP_API_KEY>")
@@ -45,16 +47,16 @@ def require_api_key(
     api_key: Annotated[str | None, Security(_api_key)] = None,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
 ) -> None:
-    """401 unless ``TIGERTRAP_API_KEY`` is unset or the request carries it."""
-    expected = settings.tigertrap_api_key
-    if not expected:
-        return
-    given = api_key or (bearer.credentials if bearer else None)
-    if given is None or not secrets.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(
-            status_code=401, headers={"WWW-Authenticate": "Bearer"},
-            detail=f"missing or wrong API key: send it in the {API_KEY_HEADER} header or as "
-                   "'Authorization: Bearer <key>'")
+    """401 unless ``TIGERTRAP_API_KEY`` is unset or the request carries it.
+
+    :class:`~tigertrap.classify.api.guards.RequestGuard` has already refused such a request
+    before its body was read; this dependency documents the scheme in OpenAPI and keeps the
+    routes safe should they be mounted without the guard.
+    """
+    authorization = f"Bearer {bearer.credentials}" if bearer else None
+    if not key_accepted(settings.tigertrap_api_key, api_key, authorization):
+        raise HTTPException(status_code=401, headers={"WWW-Authenticate": "Bearer"},
+                            detail=MISSING_KEY_MESSAGE)
 
 
 def require_multipart(request: Request) -> None:
@@ -86,6 +88,12 @@ def get_metrics(request: Request) -> ApiMetrics:
     return request.app.state.metrics
 
 
+def get_pixel_budget(request: Request) -> PixelBudget:
+    """The process's decoded-pixel budget (``MAX_PROCESS_PIXELS``)."""
+    return request.app.state.pixel_budget
+
+
 ClassifierDep = Annotated[SpeciesClassifier, Depends(get_classifier)]
 DetectorDep = Annotated[QueueDetector | InProcessDetector, Depends(get_detector)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
+PixelBudgetDep = Annotated[PixelBudget, Depends(get_pixel_budget)]

@@ -23,7 +23,8 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from tigertrap.classify.api.config import ApiSettings
-from tigertrap.classify.api.uploads import Upload, safe_name
+from tigertrap.classify.api.pixel_budget import PixelBudget
+from tigertrap.classify.api.uploads import Upload, safe_name, use_decoded
 from tigertrap.core.jobs import FINISHED, StageRequest, cancel_job, job_status, submit_job
 from tigertrap.core.md_results import Detection, read_md_results
 from tigertrap.core.megadetector import load_megadetector, megadetector_output_to_stderr
@@ -139,10 +140,12 @@ class QueueDetector:
 
 
 class InProcessDetector:
-    """MegaDetector loaded in this process (``DETECTION_MODE=inprocess``)."""
+    """MegaDetector loaded in this process (``DETECTION_MODE=inprocess``); each frame is
+    decoded within ``budget`` for its forward pass and dropped after it."""
 
-    def __init__(self, settings: ApiSettings) -> None:
+    def __init__(self, settings: ApiSettings, budget: PixelBudget) -> None:
         self.settings = settings
+        self.budget = budget
         self._model: Any = None
         self._lock = threading.Lock()  # one forward pass at a time; the model is not reentrant
 
@@ -168,11 +171,12 @@ class InProcessDetector:
     async def detect(self, uploads: Sequence[Upload]) -> list[list[Detection]]:
         if self._model is None:
             await run_in_threadpool(self.load)
-        return [await run_in_threadpool(self._detect_one, upload.image) for upload in uploads]
+        return [await use_decoded(upload, self.budget, self._detect_one) for upload in uploads]
 
 
-def make_detector(settings: ApiSettings) -> QueueDetector | InProcessDetector:
-    """The detector ``DETECTION_MODE`` asks for (an in-process one is loaded by the caller)."""
+def make_detector(settings: ApiSettings, budget: PixelBudget) -> QueueDetector | InProcessDetector:
+    """The detector ``DETECTION_MODE`` asks for (an in-process one is loaded by the caller;
+    it decodes frames within ``budget``)."""
     if settings.detection_mode == "inprocess":
-        return InProcessDetector(settings)
+        return InProcessDetector(settings, budget)
     return QueueDetector(settings)

@@ -4,6 +4,13 @@ A crop reaches the model as in training and in batch mode
 (:mod:`tigertrap.classify.model_input`): a detection is cut at the manifest's snip size and crop
 method, then resized to the model's input size. An uploaded crop stands for a snip and is only
 resized.
+
+Images are decoded one at a time (:func:`~tigertrap.classify.api.uploads.use_decoded`): an
+uploaded crop becomes its model input, a full frame its detections' model inputs, and the
+decoded image is dropped before the next one is decoded. Crops go to the engine's queue in parts
+of at most half its capacity (``MAX_QUEUE``), each part after the previous one is classified, so
+a request with more crops than the queue can hold still succeeds on an idle server; 503 (a full
+queue) only ever means that other requests are using it.
 """
 
 from __future__ import annotations
@@ -13,11 +20,11 @@ from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
-from starlette.concurrency import run_in_threadpool
 
 from tigertrap.classify.api.detection import DetectionFailed, Detector
+from tigertrap.classify.api.pixel_budget import PixelBudget
 from tigertrap.classify.api.schemas import ClassifiedImage, DetectionResult, SpeciesScore
-from tigertrap.classify.api.uploads import Upload
+from tigertrap.classify.api.uploads import Upload, check_decodable, use_decoded
 from tigertrap.classify.engine import EngineOverloaded, InferenceEngine
 from tigertrap.classify.model_input import crop_inputs, image_input
 from tigertrap.core.md_results import Detection
@@ -69,12 +76,13 @@ class SpeciesClassifier:
             by_position[position] = inputs[row]
         return by_position
 
-    async def probabilities(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Class probabilities for each crop, batched with other requests' crops.
+    @property
+    def part_size(self) -> int:
+        """Crops of one request queued at once: half the engine's queue, so that a part fits
+        beside other requests' crops."""
+        return max(1, self.engine.stats()["queue_capacity"] // 2)
 
-        Raises:
-            EngineOverloaded: the engine's queue is full; nothing of this request stays queued.
-        """
+    async def _part_probabilities(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
         futures = []
         try:
             for crop in crops:
@@ -84,6 +92,19 @@ class SpeciesClassifier:
                 future.cancel()
             raise
         return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
+
+    async def probabilities(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Class probabilities for each crop, batched with other requests' crops; queued in
+        parts of :attr:`part_size`, each after the previous one is done.
+
+        Raises:
+            EngineOverloaded: the engine's queue is full; nothing of this request stays queued.
+        """
+        size = self.part_size
+        results: list[np.ndarray] = []
+        for start in range(0, len(crops), size):
+            results += await self._part_probabilities(crops[start:start + size])
+        return results
 
     def species(self, probabilities: np.ndarray) -> list[SpeciesScore]:
         """The top-k classes, best first."""
@@ -105,9 +126,12 @@ def _best(detections: Sequence[DetectionResult]) -> str | None:
     return max(scored, key=lambda s: s.score).name if scored else None
 
 
-async def _classify_crops(uploads: Sequence[Upload],
-                          classifier: SpeciesClassifier) -> list[ClassifiedImage]:
-    inputs = [await run_in_threadpool(classifier.model_input, u.image) for u in uploads]
+async def _classify_crops(uploads: Sequence[Upload], classifier: SpeciesClassifier,
+                          budget: PixelBudget) -> list[ClassifiedImage]:
+    # A crop is only resized to the input size, so a large JPEG may be decoded at 1/2..1/8.
+    size = classifier.engine.input_size
+    inputs = [await use_decoded(upload, budget, classifier.model_input, draft_size=(size, size))
+              for upload in uploads]
     results = []
     for upload, probabilities in zip(uploads, await classifier.probabilities(inputs),
                                      strict=True):
@@ -131,9 +155,10 @@ def _frame_inputs(classifier: SpeciesClassifier, image: Image.Image,
 
 
 async def _classify_frame(upload: Upload, detections: Sequence[Detection],
-                          classifier: SpeciesClassifier, lower_conf: float) -> ClassifiedImage:
-    pairs = await run_in_threadpool(_frame_inputs, classifier, upload.image, detections,
-                                    lower_conf)
+                          classifier: SpeciesClassifier, lower_conf: float,
+                          budget: PixelBudget) -> ClassifiedImage:
+    pairs = await use_decoded(
+        upload, budget, lambda image: _frame_inputs(classifier, image, detections, lower_conf))
     crops = [crop for _, crop in pairs if crop is not None]
     scores = iter(await classifier.probabilities(crops))
     results = []
@@ -151,18 +176,23 @@ async def _classify_frame(upload: Upload, detections: Sequence[Detection],
 
 
 async def classify_uploads(uploads: Sequence[Upload], mode: str, classifier: SpeciesClassifier,
-                           detector: Detector | None, lower_conf: float) -> list[ClassifiedImage]:
+                           detector: Detector | None, lower_conf: float,
+                           budget: PixelBudget) -> list[ClassifiedImage]:
     """Results for each upload: ``crops`` classifies each upload whole; ``full`` runs the
-    detector first and classifies each animal detection at or above ``lower_conf``.
+    detector first and classifies each animal detection at or above ``lower_conf``. Images are
+    decoded one at a time within ``budget``.
 
     Raises:
+        UploadRejected: an image does not decode (422).
         EngineOverloaded: the inference queue is full.
+        PixelBudgetExhausted: the process's pixel budget stayed full.
         DetectionFailed: the detector could not run (full mode).
     """
     if mode == "crops":
-        return await _classify_crops(uploads, classifier)
+        return await _classify_crops(uploads, classifier, budget)
     if detector is None:
         raise DetectionFailed(503, "full-frame mode is not available: no detector configured")
+    await check_decodable(uploads, budget)
     frames = await detector.detect(uploads)
-    return [await _classify_frame(upload, detections, classifier, lower_conf)
+    return [await _classify_frame(upload, detections, classifier, lower_conf, budget)
             for upload, detections in zip(uploads, frames, strict=True)]

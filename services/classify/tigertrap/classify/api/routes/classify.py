@@ -10,6 +10,7 @@ from tigertrap.classify.api.deps import (
     ClassifierDep,
     DetectorDep,
     MetricsDep,
+    PixelBudgetDep,
     SettingsDep,
     require_multipart,
 )
@@ -22,11 +23,16 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", tags=["classify"])
 
 ERRORS = {
-    413: {"model": ErrorResponse, "description": "too many images, or an image too large"},
+    401: {"model": ErrorResponse, "description": "missing or wrong API key (when one is set)"},
+    408: {"model": ErrorResponse, "description": "the body arrived too slowly"},
+    413: {"model": ErrorResponse, "description": "too many images, an image too large, a body "
+                                                "over MAX_REQUEST_BYTES or pixels over the "
+                                                "budgets"},
     415: {"model": ErrorResponse, "description": "not multipart, or a part that is no image"},
     422: {"model": ErrorResponse, "description": "a file that is not a readable JPEG/PNG"},
     502: {"model": ErrorResponse, "description": "the detection job failed (full mode)"},
-    503: {"model": ErrorResponse, "description": "overloaded (see Retry-After) or no model"},
+    503: {"model": ErrorResponse, "description": "busy: inference queue or pixel budget full "
+                                                "(see Retry-After); or no model"},
     504: {"model": ErrorResponse, "description": "the detection job did not finish in time"},
 }
 
@@ -39,16 +45,14 @@ async def classify(
     classifier: ClassifierDep,
     detector: DetectorDep,
     metrics: MetricsDep,
+    budget: PixelBudgetDep,
     mode: Annotated[ClassifyMode, Form(
         description="crops: each image is one animal crop; full: camera-trap frames, "
                     "MegaDetector finds the animals first")] = "crops",
 ) -> ClassifyResponse:
     """Classify uploaded images; per image: detections with boxes, top-k species, tiger flag."""
-    # A crop is only resized to the input size, so a large JPEG may be decoded at 1/2..1/8.
-    size = classifier.engine.input_size
-    uploads = await read_uploads(images, max_images=settings.max_images,
-                                 max_bytes=settings.max_upload_bytes,
-                                 draft_size=(size, size) if mode == "crops" else None)
-    results = await classify_uploads(uploads, mode, classifier, detector, settings.lower_conf)
+    uploads = await read_uploads(images, settings)
+    results = await classify_uploads(uploads, mode, classifier, detector, settings.lower_conf,
+                                     budget)
     metrics.images.labels(mode).inc(len(results))
     return ClassifyResponse(model=classifier.name, mode=mode, images=results)
