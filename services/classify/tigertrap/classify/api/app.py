@@ -28,10 +28,11 @@ from tigertrap.classify.api.guards import RequestGuard
 from tigertrap.classify.api.health import HealthMonitor
 from tigertrap.classify.api.metrics import ApiMetrics, MetricsMiddleware
 from tigertrap.classify.api.pixel_budget import PixelBudget, PixelBudgetExhausted
-from tigertrap.classify.api.routes import classify, health, jobs, metrics, models, pages
+from tigertrap.classify.api.routes import classify, health, jobs, metrics, models, pages, reviews
 from tigertrap.classify.api.species import SpeciesClassifier
 from tigertrap.classify.api.uploads import UploadRejected
 from tigertrap.classify.engine import EngineOverloaded, InferenceEngine
+from tigertrap.classify.review.store import ReviewStore, database_url
 from tigertrap.core.config import load_settings
 
 __all__ = ["create_app"]
@@ -67,9 +68,15 @@ def _load_classifier(settings: ApiSettings) -> SpeciesClassifier | None:
                              tiger_threshold=threshold)
 
 
+def _open_review_store(settings: ApiSettings) -> ReviewStore:
+    """The review store (migrated); an unreachable DATABASE_URL stops start-up naming it."""
+    return ReviewStore.open(database_url(settings.tigertrap_data, settings.database_url))
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ApiSettings = app.state.settings
+    app.state.review_store = await run_in_threadpool(_open_review_store, settings)
     await app.state.health.start()
     try:
         app.state.classifier = await run_in_threadpool(_load_classifier, settings)
@@ -80,6 +87,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.health.stop()
         if app.state.classifier is not None:
             app.state.classifier.engine.stop()
+        app.state.review_store.close()
 
 
 def _error(status_code: int, detail: str, headers: dict[str, str] | None = None,
@@ -164,6 +172,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(jobs.router, dependencies=secured)
     app.include_router(classify.router, dependencies=secured)
     app.include_router(models.router, dependencies=secured)
+    app.include_router(reviews.router, dependencies=secured)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     return app

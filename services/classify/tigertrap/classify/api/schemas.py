@@ -19,7 +19,14 @@ __all__ = [
     "JobResponse",
     "ModelInfo",
     "ModelsResponse",
+    "ReviewDetection",
+    "ReviewJobRequest",
+    "ReviewJobSummary",
+    "ReviewQueue",
+    "ReviewQueueItem",
     "SpeciesScore",
+    "VerdictRecord",
+    "VerdictRequest",
 ]
 
 ClassifyMode = Literal["crops", "full"]
@@ -162,3 +169,82 @@ class ModelsResponse(BaseModel):
     """``GET /v1/models``: the loaded model (the list is empty when none is configured)."""
 
     models: list[ModelInfo]
+
+
+class ReviewJobRequest(BaseModel):
+    """``POST /v1/reviews/jobs``: bring a classify job's results into the review store."""
+
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                      description="the review job's name, e.g. the classify job id")
+    md_file: str = Field(description="the classified MD file, relative to the data root")
+    image_base: str | None = Field(default=None, description="folder the MD file's image "
+                                   "paths are relative to (default: the MD file's folder)")
+    tiger_class: str = "tiger"
+
+
+class ReviewJobSummary(BaseModel):
+    """A review job and how far its review has come."""
+
+    name: str
+    classes: list[str] = Field(description="the class map, in the model's output order")
+    tiger_class: str
+    detections: int
+    progress: dict[str, Any]
+
+
+class ReviewQueueItem(BaseModel):
+    id: int
+    section: Literal["tiger", "uncertain", "qc"]
+    reviewed: bool
+
+
+class ReviewQueue(BaseModel):
+    """``GET /v1/reviews/jobs/{job}/queue``: the detections to look at, in order."""
+
+    job: str
+    classes: list[str]
+    labels: list[str] = Field(description="every verdict label: the classes, then "
+                                          "not_an_animal and unsure")
+    order: Literal["margin", "entropy"]
+    sections: dict[str, dict[str, int]] = Field(
+        description="per section (tiger, uncertain, qc): total and reviewed")
+    progress: dict[str, Any]
+    items: list[ReviewQueueItem]
+
+
+class VerdictRequest(BaseModel):
+    """``POST /v1/reviews/detections/{id}/verdicts``."""
+
+    label: str | None = Field(description="a class of the job, not_an_animal or unsure; null "
+                                          "withdraws your previous verdict (undo)")
+    reviewer: str = Field(min_length=1, max_length=100, description="who gives the verdict")
+
+
+class VerdictRecord(BaseModel):
+    id: int
+    detection_id: int
+    label: str | None
+    reviewer: str
+    created_at: str
+
+
+class ReviewDetection(BaseModel):
+    """One classified detection with the model's answer and people's verdicts."""
+
+    id: int
+    job: str
+    file: str
+    detection_index: int
+    bbox: list[float] = Field(description="[x_min, y_min, width, height], normalised")
+    conf: float
+    top_k: list[tuple[str, float]]
+    tiger_score: float | None
+    tiger_flag: bool
+    margin: float
+    entropy: float
+    location: str
+    classes: list[str]
+    current: list[VerdictRecord] = Field(description="each reviewer's latest verdict")
+    conflict: bool = Field(description="current verdicts name different labels")
+    agreed: str | None
+    history: list[VerdictRecord] = Field(description="every verdict, oldest first")

@@ -37,6 +37,7 @@ class Queue:
 
     items: list[tuple[int, str]] = field(default_factory=list)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    reviewed: set[int] = field(default_factory=set)
 
     @property
     def progress(self) -> dict[str, Any]:
@@ -62,7 +63,7 @@ def build_queue(detections: Sequence[Mapping[str, Any]], reviewed: set[int], *,
     confident = sorted((d for d in rest if d["margin"] >= max_margin),
                        key=lambda d: (d["qc_rank"], d["id"]))
     sample = confident[:max(1, math.ceil(qc_fraction * len(confident)))] if confident else []
-    queue = Queue()
+    queue = Queue(reviewed=set(reviewed))
     for section, members in zip(SECTIONS, (tigers, uncertain, sample), strict=True):
         queue.items.extend((d["id"], section) for d in members)
         queue.counts[section] = {"total": len(members),
