@@ -20,8 +20,8 @@ camtrapR read. :func:`export_camtrap_dp` writes, in ``OUTPUT_DIR``:
   ``blank`` for an image without such detections and ``unclassified`` for an image MegaDetector
   could not read. At event level (events are sequences of frames of one deployment at most
   ``EVENT_GAP`` seconds apart), one row per event and class with the largest count seen in one
-  frame, or ``blank``. A tiger-flagged frame's observations carry ``observationTags``
-  ``tiger:flagged`` (see :data:`TIGER_TAG`).
+  frame, or ``blank``. The observations of a frame whose MD entry carries classify's
+  ``tiger: true`` have ``observationTags`` ``tiger:flagged`` (see :data:`TIGER_TAG`).
 * ``datapackage.json``: the package, naming the canonical Camtrap DP 1.0 profile and schema
   URLs.
 
@@ -385,17 +385,10 @@ def _event_observations(members: list[_Media], evented: dict[str, tuple]
     return rows
 
 
-def _tiger_flags(md_dir: Path, results: MDResults) -> set[str]:
-    """Files whose images.csv (beside the MD file) says ``tiger=true``, or whose MD entry
-    carries the per-image tiger field of classify."""
-    flagged = {entry.file for entry in results.images
-               if (entry.model_extra or {}).get("tiger") is True}
-    images_csv = md_dir / "images.csv"
-    if images_csv.is_file():
-        with open(images_csv, newline="", encoding="utf-8") as handle:
-            flagged |= {row["file"] for row in csv.DictReader(handle)
-                        if row.get("tiger") == "true"}
-    return flagged
+def _tiger_flags(results: MDResults) -> set[str]:
+    """Files whose MD entry carries classify's per-image ``tiger: true``."""
+    return {entry.file for entry in results.images
+            if (entry.model_extra or {}).get("tiger") is True}
 
 
 # -- writing and validating -------------------------------------------------------------------
@@ -533,7 +526,7 @@ def export_camtrap_dp(settings: CamtrapDPSettings) -> CamtrapDPExport:
             "(deploymentID = the image folder, or the manifest location with "
             "DEPLOYMENT_BY=manifest)")
     events = _assign_events(media, settings.event_gap)
-    flagged = _tiger_flags(md_dir, results)
+    flagged = _tiger_flags(results)
     for m in media:
         m.tiger = results.images[m.entry].file in flagged
     by_event: dict[str, list[_Media]] = defaultdict(list)
