@@ -247,7 +247,8 @@ def run_detect(settings: DetectSettings, *, progress: ProgressFn | None = None,
         if todo:
             detector = MegaDetector(weights, device=settings.device,
                                     image_size=settings.image_size,
-                                    batch_size=settings.batch_size)
+                                    batch_size=settings.batch_size,
+                                    keep_model=settings.keep_model)
 
             def report(count: int) -> None:
                 nonlocal finished

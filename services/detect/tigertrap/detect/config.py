@@ -3,7 +3,8 @@
 Keys (case-insensitive; env file ``services/detect/detect.env``, YAML, environment, CLI):
 ``INPUT_DIR``, ``IMAGE_LIST``, ``MD_FILE``, ``MD_MODEL``, ``MODELS_DIR``, ``THRESHOLD``,
 ``RECURSIVE``, ``EXCLUDE_DIRS``, ``CHECKPOINT_FREQ``, ``CHECKPOINT_FILE``, ``BATCH_SIZE``,
-``NCORES``, ``DEVICE``, ``IMAGE_SIZE``, ``DOWNLOAD_WEIGHTS``, ``PATH_COLUMN``, ``OVERWRITE``.
+``NCORES``, ``DEVICE``, ``IMAGE_SIZE``, ``DOWNLOAD_WEIGHTS``, ``PATH_COLUMN``, ``OVERWRITE``,
+``KEEP_MODEL``.
 See the README for each one's meaning.
 """
 
@@ -68,3 +69,6 @@ class DetectSettings(StageSettings):
     path_column: str = "path"
     #: Re-run every image instead of reusing results already in the output file.
     overwrite: bool = False
+    #: Keep the loaded model in the process for later runs (a worker loads it once); ``false``
+    #: loads it afresh for every run.
+    keep_model: bool = True
