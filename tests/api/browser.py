@@ -1,8 +1,9 @@
 """A headless Chromium driven over the DevTools protocol (CDP) on a websocket.
 
-Just enough for the web page test: open a URL, hand files to an ``<input type=file>``, run
-JavaScript (awaiting promises) and take a PNG screenshot. Chromium picks a free debugging port
-and writes it to ``DevToolsActivePort`` in its profile folder.
+Just enough for the web page tests: open a URL, hand files to an ``<input type=file>``, click
+elements and press keys as a person would (the Input domain's real mouse and key events), type
+text, run JavaScript (awaiting promises) and take a PNG screenshot. Chromium picks a free
+debugging port and writes it to ``DevToolsActivePort`` in its profile folder.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 START_TIMEOUT_S = 60
 CALL_TIMEOUT_S = 120
 POLL_S = 0.1
+#: Windows virtual key codes of the named keys :meth:`HeadlessChromium.press` knows.
+NAMED_KEYS = {"ArrowLeft": 37, "ArrowRight": 39, "Tab": 9, "Enter": 13, "Backspace": 8}
 
 
 def chromium_binary() -> str | None:
@@ -109,6 +112,31 @@ class HeadlessChromium:
         root = self.call("DOM.getDocument")["root"]["nodeId"]
         node = self.call("DOM.querySelector", nodeId=root, selector=selector)["nodeId"]
         self.call("DOM.setFileInputFiles", nodeId=node, files=[str(f) for f in files])
+
+    def click(self, selector: str) -> None:
+        """Press and release the left mouse button on the centre of the element."""
+        box = self.evaluate(f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
+                            ".getBoundingClientRect(); return [r.x + r.width / 2, "
+                            "r.y + r.height / 2]; })()")
+        for kind in ("mousePressed", "mouseReleased"):
+            self.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1],
+                      button="left", clickCount=1)
+
+    def press(self, key: str) -> None:
+        """Press and release one key: a character ("1", "z") or a named key ("ArrowRight",
+        "Tab")."""
+        code = NAMED_KEYS.get(key)
+        if code is None:
+            down = {"key": key, "text": key, "windowsVirtualKeyCode": ord(key.upper())}
+        else:
+            down = {"key": key, "code": key, "windowsVirtualKeyCode": code}
+        self.call("Input.dispatchKeyEvent", type="keyDown", **down)
+        self.call("Input.dispatchKeyEvent", type="keyUp", key=key,
+                  windowsVirtualKeyCode=down["windowsVirtualKeyCode"])
+
+    def type_text(self, text: str) -> None:
+        """Type ``text`` into the focused element."""
+        self.call("Input.insertText", text=text)
 
     def screenshot(self) -> bytes:
         """A PNG of the whole page."""

@@ -3,6 +3,7 @@ and a small classified job on real frames."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,8 +13,21 @@ from tests.postgres_server import PostgresServer, running_postgres
 from tests.review.classified import write_classified_job
 from tigertrap.classify.review.intake import intake_job
 from tigertrap.classify.review.store import ReviewStore, database_url
+from tigertrap.core.redis_server import free_port
 
 JOB = "job-1"
+API_KEY = "review-key"
+HEADERS = {"X-API-Key": API_KEY}
+
+
+def server_env(data_root: Path, **extra: str) -> dict[str, str]:
+    """Environment of a ``tigertrap serve`` for review tests: no model, the API key, Redis
+    pointing where nothing listens (reviews do not need the job queue)."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("PYTEST_CURRENT_TEST", "MODEL", "DATABASE_URL")}
+    env.update(TIGERTRAP_DATA=str(data_root), TIGERTRAP_API_KEY=API_KEY, MODEL="",
+               REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", **extra)
+    return env
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,19 +13,10 @@ import pytest
 from tests.api.conftest import ApiServer
 from tests.postgres_server import PostgresServer
 from tests.review.classified import MD_FILE, write_classified_job
+from tests.review.conftest import HEADERS, server_env
 from tigertrap.core.redis_server import free_port
 
-API_KEY = "review-key"
-HEADERS = {"X-API-Key": API_KEY}
 JOB = "job-api"
-
-
-def server_env(data_root: Path, **extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("PYTEST_CURRENT_TEST", "MODEL", "DATABASE_URL")}
-    env.update(TIGERTRAP_DATA=str(data_root), TIGERTRAP_API_KEY=API_KEY, MODEL="",
-               REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", **extra)
-    return env
 
 
 @pytest.fixture(scope="module")

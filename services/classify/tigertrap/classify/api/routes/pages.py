@@ -1,4 +1,5 @@
-"""``GET /``: the web page (static HTML + JS, no build step) for trying the classifier."""
+"""``GET /``: the web page (static HTML + JS, no build step) for trying the classifier;
+``GET /review``: the review page (verdicts on a review job's detections)."""
 
 from __future__ import annotations
 
@@ -18,3 +19,9 @@ router = APIRouter(include_in_schema=False)
 def index() -> FileResponse:
     """The upload page."""
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+
+@router.get("/review")
+def review() -> FileResponse:
+    """The review page."""
+    return FileResponse(STATIC_DIR / "review.html", media_type="text/html")
