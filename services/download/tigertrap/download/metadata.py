@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
 import operator
 import os
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from tigertrap.core.group_splits import stable_key
 from tigertrap.download.spec import TAXON_KEY, TAXONOMY_COLUMNS, ClassSpec, normalise
 
 __all__ = [
@@ -46,7 +46,6 @@ REQUIRED_COLUMNS = ("dataset_name", "url_gcp", "url_aws", "url_azure", "image_id
 #: LILA prefixes ids with the dataset's name: ``"WCS Camera Traps : 550"``.
 ID_SEPARATOR = " : "
 _UNKNOWN_IDS = frozenset({"", "unknown", "none", "nan"})
-_KEY_BYTES = 8
 #: Rows between two progress reports of :func:`scan`.
 REPORT_EVERY = 1 << 20
 
@@ -106,13 +105,6 @@ def read_header(records: Iterator[str], source: str) -> dict[str, int]:
         raise MetadataError(f"{source}: not LILA metadata; missing column(s) "
                             f"{', '.join(missing)}")
     return {name: index for index, name in enumerate(columns)}
-
-
-def stable_key(text: str, seed: int) -> int:
-    """A 64-bit number from ``text`` that depends only on ``text`` and ``seed``."""
-    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=_KEY_BYTES,
-                             key=str(seed).encode("ascii"))
-    return int.from_bytes(digest.digest(), "little")
 
 
 def _known(identifier: str) -> bool:

@@ -1,7 +1,8 @@
 """Leak-free splits: every location (or sequence) lies in exactly one split.
 
 Frames from one camera share background, light and often the very animal; if a location is in
-both train and test, test accuracy measures memory. :func:`assign_groups` gives whole groups to
+both train and test, test accuracy measures memory. :func:`assign_groups` (core's
+:mod:`tigertrap.core.group_splits`, shared with the review export) gives whole groups to
 train/val/test so that each class comes close to the configured fractions, and
 :func:`split_report` recomputes, from the manifest alone, the evidence that no group spans two
 splits (written as ``split_report.json``).
@@ -13,8 +14,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
+from tigertrap.core.group_splits import assign_groups
 from tigertrap.download.manifest import ManifestRow
-from tigertrap.download.metadata import stable_key
 from tigertrap.download.spec import REGULAR_SPLITS
 
 __all__ = ["SPLIT_REPORT_FILE", "SplitBy", "assign_groups", "group_of", "split_report"]
@@ -26,39 +27,6 @@ SplitBy = Literal["location", "sequence"]
 def group_of(row: ManifestRow, split_by: SplitBy) -> str:
     """The group key of a manifest row ('' for sources without locations, e.g. CVWC)."""
     return row.location if split_by == "location" else row.sequence
-
-
-def assign_groups(class_counts: Mapping[str, Counter[str]], fractions: Mapping[str, float],
-                  seed: int) -> dict[str, str]:
-    """Map each group to a split.
-
-    Args:
-        class_counts: group -> images per class in that group.
-        fractions: split -> wanted share of each class's images (summing to 1).
-        seed: breaks ties between groups of equal size.
-
-    Groups are placed largest first, each into the split that most lacks that group's classes
-    (deficits weighted per class, so a rare class is spread as well as a common one).
-    """
-    totals: Counter[str] = Counter()
-    for counts in class_counts.values():
-        totals.update(counts)
-    splits = [split for split in fractions if fractions[split] > 0]
-    placed: dict[str, Counter[str]] = {split: Counter() for split in splits}
-    order = sorted(class_counts, key=lambda group: (-sum(class_counts[group].values()),
-                                                    stable_key(group, seed)))
-    assignment = {}
-    for group in order:
-        counts = class_counts[group]
-
-        def lack(split: str, counts: Counter[str] = counts) -> float:
-            return sum(n * (fractions[split] * totals[c] - placed[split][c]) / totals[c]
-                       for c, n in counts.items())
-
-        best = max(splits, key=lack)
-        assignment[group] = best
-        placed[best].update(counts)
-    return assignment
 
 
 def _leaks(rows: Iterable[ManifestRow], key: SplitBy) -> dict[str, list[str]]:
