@@ -68,6 +68,12 @@ def test_local_stack_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path):
                 return False
             return response.status_code == 200 and response.json().get("redis") is True
         wait_until(healthy, 90, "the stack's API to report Redis reachable")
+
+        def every_stage_live() -> bool:  # one worker per installed stage, each heartbeating
+            body = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).json()
+            return body["redis"] and set(body["stages_without_workers"]) <= missing
+        missing = set(STAGES) - set(task_entry_points())
+        wait_until(every_stage_live, 180, "a live worker on every installed stage")
         os.killpg(stack.pid, signal.SIGINT)
         output, _ = stack.communicate(timeout=60)
     finally:
