@@ -13,12 +13,9 @@ import typer
 
 from tigertrap.core.cli import echo_json
 from tigertrap.core.config import ConfigError, load_settings
+from tigertrap.core.terminal import ProgressBar, fail
 
 __all__ = ["detect"]
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(2)
 
 
 def detect(
@@ -69,7 +66,6 @@ def detect(
     """
     from tigertrap.detect.batch import USER_ERRORS, run_detect
     from tigertrap.detect.config import DetectSettings
-    from tigertrap.detect.progress import ProgressBar
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     source_key = None
@@ -92,5 +88,5 @@ def detect(
         with contextlib.redirect_stdout(sys.stderr), ProgressBar("detect") as bar:
             summary = run_detect(settings, progress=bar)
     except (ConfigError, *USER_ERRORS) as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     echo_json(summary.model_dump(mode="json"))
