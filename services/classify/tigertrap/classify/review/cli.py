@@ -86,3 +86,42 @@ def review_progress(
     finally:
         store.close()
     echo_json({"job": name, "sections": queue.counts, "progress": queue.progress})
+
+
+@review_app.command("export")
+def review_export(
+    jobs: Annotated[list[str], typer.Argument(help="Review jobs whose verdicts to export.")],
+    output: Annotated[str, typer.Option(
+        help="Folder for snips/, snips.csv and class_map.yaml, relative to the data root.")],
+    merge_with: Annotated[str | None, typer.Option(
+        help="A training set to merge with: its snips.csv, or a folder of <split>/<class>/.",
+        show_default=False)] = None,
+    fractions: Annotated[str, typer.Option(
+        help="train,val,review shares of the reviewed locations.")] = "0.7,0.15,0.15",
+    seed: Annotated[int, typer.Option(help="Breaks ties when placing locations.")] = 0,
+    snip_size: Annotated[int, typer.Option(help="Crop side in pixels.")] = 600,
+    crop_method: Annotated[str, typer.Option(help="exact or square (as snip).")] = "exact",
+    env_file: EnvFile = None,
+) -> None:
+    """Write the reviewed crops as a training set (snips.csv with label and split, split by
+    location; the held-out reviewed frames in split 'review') that train takes as SNIPS_CSV."""
+    from tigertrap.classify.review.export import DEFAULT_FRACTIONS, ExportError, export_training_set
+    from tigertrap.classify.review.store import ReviewJobNotFound
+    from tigertrap.core.paths import PathOutsideDataRoot
+
+    try:
+        shares = dict(zip(DEFAULT_FRACTIONS, (float(v) for v in fractions.split(",")),
+                          strict=True))
+    except ValueError:
+        raise _fail(f"--fractions {fractions!r}: give three numbers, e.g. 0.7,0.15,0.15") \
+            from None
+    settings, store = _open_store(env_file)
+    try:
+        summary = export_training_set(store, settings.tigertrap_data, jobs, output,
+                                      merge_with=merge_with, fractions=shares, seed=seed,
+                                      snip_size=snip_size, crop_method=crop_method)
+    except (ExportError, ReviewJobNotFound, PathOutsideDataRoot, FileNotFoundError) as error:
+        raise _fail(str(error)) from None
+    finally:
+        store.close()
+    echo_json(summary.as_json())
