@@ -77,3 +77,31 @@ def test_export_without_any_agreed_verdict_says_to_review_first(
         job_store: ReviewStore, data_root: Path) -> None:
     with pytest.raises(ExportError, match="review some first"):
         export_training_set(job_store, data_root, [JOB], "sets/none")
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_camtrap_dp_export_carries_agreed_verdicts_as_human_classifications(
+        reviewed: ReviewStore, data_root: Path) -> None:
+    from tigertrap.classify.camtrap_dp import CamtrapDPSettings, export_camtrap_dp
+    from tigertrap.classify.review.camtrap import write_reviewed_md
+
+    ids = [row["id"] for row in reviewed.detections(JOB)]
+    reviewed.add_verdict(ids[4], "not_an_animal", "asha")  # the 5th: no animal after all
+    md = write_reviewed_md(reviewed, data_root, JOB)
+    deployments = data_root / "deployments.csv"
+    deployments.write_text("deploymentID,latitude,longitude\ncam-a,27.5,84.4\n"
+                           "cam-b,27.6,84.5\ncam-c,27.7,84.6\n", encoding="utf-8")
+    export_camtrap_dp(CamtrapDPSettings(md_file=md, output_dir=data_root / "dp",
+                                        deployments=deployments))
+    with (data_root / "dp" / "observations.csv").open(newline="", encoding="utf-8") as handle:
+        media = [row for row in csv.DictReader(handle) if row["observationLevel"] == "media"]
+    methods = [(row["scientificName"], row["classificationMethod"], row["classifiedBy"])
+               for row in media]
+    assert methods[:2] == [("tiger", "human", "asha"), ("leopard", "human", "asha")]
+    assert ("leopard", "machine", "tiny 1") in methods  # the conflict keeps the model's answer
+    assert ("deer", "human", "asha") in methods
+    kinds = [row["observationType"] for row in media]
+    assert kinds == ["animal"] * 4 + ["blank", "animal"]  # not_an_animal: the frame is blank
+    assert media[5]["classificationMethod"] == "machine"  # unsure keeps the model's answer
+    assert all(row["classificationTimestamp"] for row in media
+               if row["classificationMethod"] == "human")

@@ -22,6 +22,10 @@ camtrapR read. :func:`export_camtrap_dp` writes, in ``OUTPUT_DIR``:
   ``EVENT_GAP`` seconds apart), one row per event and class with the largest count seen in one
   frame, or ``blank``. The observations of a frame whose MD entry carries classify's
   ``tiger: true`` have ``observationTags`` ``tiger:flagged`` (see :data:`TIGER_TAG`).
+  A detection carrying a ``human_verdict`` (``{label, reviewer, timestamp}``, written by
+  ``tigertrap review camtrap-dp`` from the review store) becomes an ``animal`` observation of
+  that label with ``classificationMethod`` human, ``classifiedBy`` the reviewer and
+  ``classificationTimestamp`` the verdict's time; one judged ``not_an_animal`` is left out.
 * ``datapackage.json``: the package, naming the canonical Camtrap DP 1.0 profile and schema
   URLs.
 
@@ -77,6 +81,10 @@ OBSERVATION_TYPES = {"animal": "animal", "person": "human", "human": "human",
                      "vehicle": "vehicle"}
 #: observationTags value on the observations of a frame the tiger rule flagged.
 TIGER_TAG = "tiger:flagged"
+#: A detection's field holding a person's verdict (``tigertrap review camtrap-dp``).
+HUMAN_VERDICT = "human_verdict"
+#: The verdict that the box holds no animal: no observation is written for it.
+NOT_AN_ANIMAL = "not_an_animal"
 LOCATION_COLUMNS = ("location", "location_id", "locationid")
 DATETIME_COLUMNS = ("datetime", "timestamp", "date_time")
 REQUIRED_DEPLOYMENT_COLUMNS = ("deploymentID", "latitude", "longitude")
@@ -342,6 +350,17 @@ def _media_observations(m: _Media, results: MDResults, settings: CamtrapDPSettin
                "bboxHeight": round(max(h, MIN_BBOX_SIZE), BBOX_DECIMALS)}
         species = _classification(detection, results, taxa) if kind == "animal" else None
         extra: dict[str, Any] = {"count": 1, **box, "observationTags": tags}
+        verdict = (detection.model_extra or {}).get(HUMAN_VERDICT)
+        if isinstance(verdict, dict) and verdict.get("label") == NOT_AN_ANIMAL:
+            continue
+        if isinstance(verdict, dict) and verdict.get("label"):
+            extra.update(scientificName=taxa.get(verdict["label"], verdict["label"]),
+                         classificationMethod="human",
+                         classifiedBy=str(verdict.get("reviewer") or "unknown"),
+                         **({"classificationTimestamp": verdict["timestamp"]}
+                            if verdict.get("timestamp") else {}))
+            rows.append(_observation(m, "media", "animal", evented=evented, **extra))
+            continue
         if species is not None:
             extra.update(scientificName=species[0],
                          classificationProbability=round(species[1], PROBABILITY_DECIMALS),

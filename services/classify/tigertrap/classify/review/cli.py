@@ -125,3 +125,31 @@ def review_export(
     finally:
         store.close()
     echo_json(summary.as_json())
+
+
+@review_app.command("camtrap-dp")
+def review_camtrap_dp(
+    job: Annotated[str, typer.Argument(help="The review job.")],
+    output_dir: Annotated[Path, typer.Option(help="Folder of the Camtrap DP package.")],
+    deployments: Annotated[Path, typer.Option(
+        help="CSV: deploymentID, latitude, longitude (deploymentID = the image folder).")],
+    taxa: Annotated[Path | None, typer.Option(help="CSV: class, scientificName.",
+                                              show_default=False)] = None,
+    env_file: EnvFile = None,
+) -> None:
+    """The job as a Camtrap DP package in which people's agreed verdicts are observations with
+    classificationMethod human (md_reviewed.json is written beside the job's images)."""
+    from tigertrap.classify.camtrap_dp import CamtrapDPError, CamtrapDPSettings, export_camtrap_dp
+    from tigertrap.classify.review.camtrap import write_reviewed_md
+    from tigertrap.classify.review.store import ReviewJobNotFound
+
+    settings, store = _open_store(env_file)
+    try:
+        md = write_reviewed_md(store, settings.tigertrap_data, job)
+        written = export_camtrap_dp(CamtrapDPSettings(
+            md_file=md, output_dir=output_dir, deployments=deployments, taxa=taxa))
+    except (ReviewJobNotFound, CamtrapDPError, ConfigError, FileNotFoundError) as error:
+        raise _fail(str(error)) from None
+    finally:
+        store.close()
+    echo_json(written.as_dict())
