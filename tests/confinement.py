@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tigertrap.core.contract import CONTRACTS, FolderOf, PathKey, StageContract, Under
+from tigertrap.core.contract import FolderOf, PathKey, StageContract, Under, contracts
 
 __all__ = ["Attack", "OutsideFolder", "path_attacks"]
 
@@ -92,7 +92,7 @@ def _base_params(stage_contract: StageContract, spec: PathKey, root: Path, tag: 
 def path_attacks(root: Path, outside: OutsideFolder) -> list[Attack]:
     """Every declared path key of every stage, attacked each way (the links are made here)."""
     attacks: list[Attack] = []
-    for stage, stage_contract in CONTRACTS.items():
+    for stage, stage_contract in contracts().items():
         for spec in stage_contract.paths:
             tag = f"{stage}-{spec.key}"
             victim = _victim_name(spec)

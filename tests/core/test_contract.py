@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from tests.confinement import ATTACK_KINDS, OutsideFolder, path_attacks
 from tigertrap.core.contract import (
-    CONTRACTS,
     FolderOf,
     PathRefused,
     contract,
+    contracts,
     job_settings,
     looks_like_weights_file,
 )
@@ -34,6 +34,7 @@ SETTINGS = {
     "snip": "tigertrap.snip.config:SnipSettings",
     "train": "tigertrap.train.config:TrainSettings",
     "classify": "tigertrap.classify.config:ClassifySettings",
+    "publish": "tigertrap.publish.stage:PublishJobSettings",
 }
 PATH_NAME_ENDINGS = ("_dir", "_file", "_csv", "_path", "_list", "_md", "_root")
 
@@ -52,7 +53,7 @@ def hostile(tmp_path: Path) -> tuple[Path, OutsideFolder, list]:
 
 
 def test_every_stage_has_a_contract():
-    assert set(CONTRACTS) == set(STAGES)
+    assert set(contracts()) == set(STAGES)
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -86,7 +87,7 @@ def test_weights_files_are_told_from_names_as_detect_tells_them(value, is_file):
 
 def test_attacks_cover_every_key_and_keys_relative_to_other_bases(hostile):
     _, _, attacks = hostile
-    keys = {(stage, spec.key) for stage, c in CONTRACTS.items() for spec in c.paths}
+    keys = {(stage, spec.key) for stage, c in contracts().items() for spec in c.paths}
     assert {(a.stage, a.key) for a in attacks} == keys
     assert {a.kind for a in attacks} == set(ATTACK_KINDS)
     other_bases = {(a.stage, a.key) for a in attacks
@@ -174,3 +175,48 @@ def test_jobs_submit_refuses_an_escaping_path_and_queues_nothing(hostile, monkey
         assert f"{attack.stage}.{attack.key.upper()}" in result.output or \
             "is not allowed" in result.output, (attack.id, result.output)
     assert outside.snapshot() == before
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_declared_setting_keys_are_the_settings_fields(stage):
+    """The API refuses unknown keys from this list without importing the stage."""
+    assert contract(stage).settings_keys == set(_settings_class(stage).model_fields)
+
+
+def test_an_unknown_key_is_refused_naming_it_and_the_likely_one(tmp_path):
+    from tigertrap.core.contract import UnknownKey
+    from tigertrap.core.jobs import check_job
+
+    with pytest.raises(UnknownKey, match=r"stages\[0\] detect.TRESHOLD: .*THRESHOLD\?"):
+        check_job([StageRequest(stage="detect", params={"TRESHOLD": 0.2})], DataRoot(tmp_path))
+    check_job([StageRequest(stage="detect", params={"SHARD_SIZE": 10})], DataRoot(tmp_path))
+    with pytest.raises(UnknownKey, match="train.SHARD_SIZE"):  # train does not shard
+        check_job([StageRequest(stage="train", params={"SHARD_SIZE": 10})], DataRoot(tmp_path))
+
+
+def test_pipelines_chain_their_stages_with_the_users_keys_over_the_defaults():
+    from tigertrap.core.jobs import pipeline_stages
+
+    steps = pipeline_stages("build-model", {"snip": {"BY_CLASS": False, "SNIP_SIZE": 64}})
+    assert [s.stage for s in steps] == ["download", "detect", "snip", "train", "publish"]
+    assert steps[2].params == {"by_class": False, "snip_size": 64}
+    assert steps[4].params == {"dry_run": True}
+    with pytest.raises(KeyError, match="unknown pipeline 'nope'"):
+        pipeline_stages("nope")
+    with pytest.raises(KeyError, match="has no stage 'train'"):
+        pipeline_stages("process-season", {"train": {}})
+
+
+def test_a_stage_feeds_on_the_results_of_the_stages_before_it():
+    from tigertrap.core.runner import fed_params
+
+    results = {"detect": {"md_file": "datasets/x/md.json"},
+               "download": {"lila": {"manifest": "datasets/x/manifest.csv"}},
+               "train": {"bundle_dir": "models/classifiers/tigers"}}
+    assert fed_params(contract("snip"), {}, results) == {"input_dir": "datasets/x",
+                                                         "md_file": "md.json"}
+    assert fed_params(contract("detect"), {}, results) == {
+        "image_list": "datasets/x/manifest.csv"}
+    assert fed_params(contract("classify"), {"MODEL": "mine"}, results) == {
+        "model": "mine", "md_file": "datasets/x/md.json"}
+    assert fed_params(contract("classify"), {}, {}) == {}

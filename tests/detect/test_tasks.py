@@ -8,9 +8,10 @@ import pytest
 
 from tests.conftest import Workers, wait_for_job
 from tests.detect.conftest import FRAMES
+from tigertrap.core.contract import job_settings
 from tigertrap.core.md_results import read_md_results
 from tigertrap.core.paths import DataRoot, PathOutsideDataRoot
-from tigertrap.detect.tasks import _settings
+from tigertrap.detect.config import DetectSettings
 
 #: Safety limits, not synchronisation: the worker imports torch and loads the model.
 JOB_TIMEOUT_S = 180
@@ -58,7 +59,7 @@ def test_job_paths_outside_the_data_root_are_refused(params, data_root):
     (data_root / "datasets" / "x").mkdir(parents=True)
 
     with pytest.raises(PathOutsideDataRoot):
-        _settings(params, DataRoot(data_root))
+        job_settings("detect", DetectSettings, params, DataRoot(data_root))
 
 
 def test_a_checkpoint_path_turned_into_a_symlink_after_submission_is_refused_by_the_worker(

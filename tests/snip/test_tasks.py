@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Workers, wait_for_job
+from tigertrap.core.contract import job_settings as confined
 from tigertrap.core.jobs import StageRequest, submit_job
 from tigertrap.core.md_results import Detection, ImageResult, MDResults, write_md_results
 from tigertrap.core.paths import DataRoot, PathOutsideDataRoot
-from tigertrap.snip.tasks import job_settings
+from tigertrap.snip.config import SnipSettings
 
 FRAME = ("md_outputs/microsoft_CameraTraps_test_images/"
          "wcs_camera_traps_animals_0245_1477.jpg")
@@ -64,11 +65,11 @@ def test_queued_job_snips_with_paths_relative_to_the_data_root(
 ])
 def test_job_paths_outside_the_data_root_are_refused(data_root: Path, params) -> None:
     with pytest.raises(PathOutsideDataRoot):
-        job_settings(params, DataRoot(data_root))
+        confined("snip", SnipSettings, params, DataRoot(data_root))
 
 
 def test_job_without_input_dir_reads_the_data_root(data_root: Path) -> None:
-    settings = job_settings({"MD_FILE": "md.json"}, DataRoot(data_root))
+    settings = confined("snip", SnipSettings, {"MD_FILE": "md.json"}, DataRoot(data_root))
     assert settings.md_path == data_root.resolve() / "md.json"
 
 
@@ -83,6 +84,7 @@ def test_job_does_not_read_images_outside_the_data_root(data_root: Path, fixture
     write_md_results(MDResults(images=[ImageResult(file=str(tmp_path / "secret.jpg"),
                                                    detections=[box])]), folder / "md.json")
     root = DataRoot(data_root)
-    summary = run_snip(job_settings({"INPUT_DIR": "datasets/x"}, root), image_root=root.root)
+    summary = run_snip(confined("snip", SnipSettings, {"INPUT_DIR": "datasets/x"}, root),
+                       image_root=root.root)
     assert summary.failures == [(str(tmp_path / "secret.jpg"), "image outside the data root")]
     assert summary.written == 0

@@ -9,8 +9,9 @@ import pytest
 
 from tests.conftest import Workers, wait_for_job
 from tests.train.conftest import CLASSES, INPUT_SIZE, TINY_MODEL
+from tigertrap.core.contract import job_settings as confined
 from tigertrap.core.paths import DataRoot, PathOutsideDataRoot
-from tigertrap.train.tasks import job_settings
+from tigertrap.train.config import TrainSettings
 
 #: Safety limit, not synchronisation: the worker imports TensorFlow and trains.
 JOB_TIMEOUT_S = 400
@@ -45,6 +46,8 @@ def test_queued_job_trains_and_writes_the_bundle_under_models_classifiers(
 
 def test_job_paths_outside_the_data_root_are_refused(data_root: Path) -> None:
     with pytest.raises(PathOutsideDataRoot):
-        job_settings({"DATA_DIR": "../elsewhere", "CLASSES": CLASSES}, DataRoot(data_root))
+        confined("train", TrainSettings, {"DATA_DIR": "../elsewhere", "CLASSES": CLASSES},
+                 DataRoot(data_root))
     with pytest.raises(PathOutsideDataRoot):
-        job_settings({"DATA_DIR": "ds", "WEIGHTS": "/etc/weights.h5"}, DataRoot(data_root))
+        confined("train", TrainSettings, {"DATA_DIR": "ds", "WEIGHTS": "/etc/weights.h5"},
+                 DataRoot(data_root))

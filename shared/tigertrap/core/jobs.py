@@ -1,8 +1,10 @@
 """Jobs: a chain of stage tasks with a record in Redis that anyone can read.
 
-A job is one or more stages run in order (``[{"stage": "detect", "params": {...}}, ...]``).
-:func:`submit_job` stores a record and sends a Celery chain by task name; each stage task keeps
-the record current (status, stage, processed/total, result or error) through :func:`run_stage`.
+A job is one or more stages run in order (``[{"stage": "detect", "params": {...}}, ...]``), or
+a named pipeline (:data:`tigertrap.core.stages.PIPELINES`). :func:`submit_job` checks every key
+and path against the stage contracts, stores a record and sends a Celery chain by task name;
+the stage tasks (:mod:`tigertrap.core.runner`) keep the record current: status, the current
+stage, each stage's state and progress, each shard's worker and progress, results or error.
 :func:`job_status`, :func:`cancel_job` and :func:`list_jobs` are what the API and the
 ``tigertrap jobs`` command call.
 """
@@ -13,34 +15,44 @@ import functools
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import redis
 from celery import chain
-from celery.exceptions import Ignore
 from pydantic import BaseModel, Field, field_validator
 
 from tigertrap.core.config import CoreSettings, load_settings
-from tigertrap.core.contract import contract
+from tigertrap.core.contract import UnknownKey, contract, stage_names
 from tigertrap.core.paths import DataRoot
-from tigertrap.core.queue import STAGES, StageFunction, celery_app, redis_url, task_name
+from tigertrap.core.queue import celery_app, redis_url, task_name
+from tigertrap.core.stages import PIPELINES
 
 __all__ = [
     "JobCancelled",
     "JobNotFound",
     "JobStatus",
+    "ShardState",
+    "StageProgress",
     "StageRequest",
     "cancel_job",
+    "check_job",
     "check_job_paths",
     "job_status",
+    "job_task_ids",
     "list_jobs",
-    "run_stage",
+    "pipeline_stages",
     "submit_job",
 ]
 
 JOB_KEY = "tigertrap:job:{}"
 JOB_INDEX = "tigertrap:jobs"
+#: Every task id of a job (stages, shards, merges), for cancelling.
+TASKS_KEY = "tigertrap:job:{}:tasks"
+#: A stage's shards: a hash of shard index -> :class:`ShardState` JSON.
+SHARDS_KEY = "tigertrap:job:{}:shards:{}"
+#: The job record's field holding a stage's state (JSON) by position.
+STAGE_FIELD = "stage:{}"
 #: Longest one job-record call to Redis may block (seconds).
 REDIS_TIMEOUT_S = 10.0
 #: Progress is written at most this often (seconds), plus at the first and last item.
@@ -67,9 +79,35 @@ class StageRequest(BaseModel):
     @field_validator("stage")
     @classmethod
     def _known_stage(cls, value: str) -> str:
-        if value not in STAGES:
-            raise ValueError(f"unknown stage {value!r}; stages are {', '.join(STAGES)}")
+        known = stage_names()
+        if value not in known:
+            raise ValueError(f"unknown stage {value!r}; stages are {', '.join(known)}")
         return value
+
+
+class ShardState(BaseModel):
+    """One shard of a sharded stage: where it runs and how far it is."""
+
+    index: int
+    status: Literal["queued", "running", "succeeded", "failed"] = "queued"
+    processed: int = 0
+    total: int = 0
+    worker: str | None = Field(default=None, description="the Celery worker running it")
+    attempts: int = 0
+    updated: float | None = None
+    error: str | None = None
+
+
+class StageProgress(BaseModel):
+    """One stage of a job: its state, progress (summed over its shards) and shards."""
+
+    stage: str
+    status: Literal["queued", "running", "merging", "succeeded", "failed", "cancelled"] = "queued"
+    processed: int = 0
+    total: int = 0
+    shards: list[ShardState] = Field(default_factory=list)
+    started: float | None = None
+    finished: float | None = None
 
 
 class JobStatus(BaseModel):
@@ -77,6 +115,7 @@ class JobStatus(BaseModel):
 
     id: str
     status: JobState
+    pipeline: str | None = Field(default=None, description="the named pipeline, if any")
     stages: list[StageRequest]
     stage: str | None = None
     stage_index: int = 0
@@ -84,6 +123,7 @@ class JobStatus(BaseModel):
     total: int = 0
     error: str | None = None
     results: dict[str, Any] = Field(default_factory=dict)
+    stage_progress: list[StageProgress] = Field(default_factory=list)
     created: float
     updated: float
 
@@ -107,58 +147,119 @@ def _record(client: redis.Redis, job_id: str) -> dict[str, str]:
     return record  # type: ignore[return-value]
 
 
-def _to_status(record: dict[str, str]) -> JobStatus:
+def _stage_progress(client: redis.Redis, job_id: str, record: dict[str, str],
+                    stages: list[dict[str, Any]]) -> list[StageProgress]:
+    progress = []
+    for position, step in enumerate(stages):
+        state = json.loads(record.get(STAGE_FIELD.format(position)) or "{}")
+        shards = [ShardState.model_validate_json(raw) for _, raw in sorted(
+            client.hgetall(SHARDS_KEY.format(job_id, position)).items(),
+            key=lambda item: int(item[0]))]
+        if shards:
+            state["processed"] = sum(shard.processed for shard in shards)
+            state["total"] = sum(shard.total for shard in shards)
+        progress.append(StageProgress(stage=step["stage"], shards=shards, **state))
+    return progress
+
+
+def _to_status(client: redis.Redis, record: dict[str, str]) -> JobStatus:
+    stages = json.loads(record["stages"])
+    progress = _stage_progress(client, record["id"], record, stages)
+    position = int(record.get("stage_index", 0))
+    current = progress[position] if position < len(progress) else None
+    processed, total = int(record.get("processed", 0)), int(record.get("total", 0))
+    if current is not None and current.shards:
+        processed, total = current.processed, current.total
     return JobStatus(
         id=record["id"],
         status=record["status"],  # type: ignore[arg-type]
-        stages=json.loads(record["stages"]),
+        pipeline=record.get("pipeline") or None,
+        stages=stages,
         stage=record.get("stage") or None,
-        stage_index=int(record.get("stage_index", 0)),
-        processed=int(record.get("processed", 0)),
-        total=int(record.get("total", 0)),
+        stage_index=position,
+        processed=processed,
+        total=total,
         error=record.get("error") or None,
         results=json.loads(record.get("results", "{}")),
+        stage_progress=progress,
         created=float(record["created"]),
         updated=float(record["updated"]),
     )
 
 
-def check_job_paths(stages: Sequence[StageRequest], root: DataRoot) -> None:
-    """Refuse a job whose path parameters leave where they belong (before it is queued).
+def pipeline_stages(name: str, params: Mapping[str, Mapping[str, Any]] | None = None
+                    ) -> list[StageRequest]:
+    """The steps of the named pipeline: its stages with its defaults, the user's ``params``
+    (``{stage: {KEY: value}}``) over them.
 
     Raises:
-        PathRefused: the first refused parameter; its message names the step, stage and key.
+        KeyError: no pipeline of that name, or params for a stage the pipeline lacks.
+    """
+    if name not in PIPELINES:
+        raise KeyError(f"unknown pipeline {name!r}; pipelines are {', '.join(PIPELINES)}")
+    pipeline = PIPELINES[name]
+    extra = sorted(set(params or {}) - set(pipeline.stages))
+    if extra:
+        raise KeyError(f"pipeline {name!r} has no stage {extra[0]!r}; its stages are "
+                       f"{', '.join(pipeline.stages)}")
+    steps = []
+    for stage in pipeline.stages:
+        given = {str(k).lower(): v for k, v in ((params or {}).get(stage) or {}).items()}
+        defaults = {str(k).lower(): v for k, v in pipeline.defaults.get(stage, {}).items()}
+        steps.append(StageRequest(stage=stage, params={**defaults, **given}))
+    return steps
+
+
+def check_job(stages: Sequence[StageRequest], root: DataRoot) -> None:
+    """Refuse a job naming a key its stage does not have, or a path that leaves where it
+    belongs (before it is queued).
+
+    Raises:
+        UnknownKey, PathRefused: the first problem; the message names the step, stage and key.
     """
     for position, step in enumerate(stages):
-        refused = contract(step.stage).refused(step.params, root)
+        stage_contract = contract(step.stage)
+        try:
+            stage_contract.check_keys(step.params)
+        except UnknownKey as error:
+            error.args = (f"stages[{position}] {error}",)
+            raise
+        refused = stage_contract.refused(step.params, root)
         if refused is not None:
             refused.args = (f"stages[{position}] {refused}",)
             raise refused
 
 
-def submit_job(stages: Sequence[StageRequest], *, url: str | None = None,
-               root: DataRoot | None = None) -> str:
-    """Queue ``stages`` as one job and return its id.
+#: The former name of :func:`check_job` (paths only were checked then).
+check_job_paths = check_job
 
-    Every path parameter is checked against the stage contracts first (``root``: default
-    ``TIGERTRAP_DATA``); the stage tasks check again when they run.
+
+def submit_job(stages: Sequence[StageRequest], *, url: str | None = None,
+               root: DataRoot | None = None, pipeline: str | None = None) -> str:
+    """Queue ``stages`` as one job (a Celery chain of stage tasks) and return its id.
+
+    Every key and path parameter is checked against the stage contracts first (``root``:
+    default ``TIGERTRAP_DATA``); the stage tasks check the paths again when they run. In a
+    job of several stages, a stage's inputs default to the earlier stages' outputs (the
+    contracts' feeds).
 
     Raises:
-        PathRefused: a path parameter leaves where it belongs; nothing is queued.
+        UnknownKey, PathRefused: a bad parameter; nothing is queued.
     """
     if not stages:
         raise ValueError("a job needs at least one stage")
-    check_job_paths(stages, root or DataRoot(load_settings(CoreSettings).tigertrap_data))
+    check_job(stages, root or DataRoot(load_settings(CoreSettings).tigertrap_data))
     client = _client(url)
     job_id = uuid.uuid4().hex
     task_ids = [uuid.uuid4().hex for _ in stages]
     now = time.time()
     client.hset(JOB_KEY.format(job_id), mapping={
         "id": job_id, "status": "queued", "stage": stages[0].stage, "stage_index": 0,
-        "processed": 0, "total": 0, "error": "", "results": "{}",
+        "processed": 0, "total": 0, "error": "", "results": "{}", "pipeline": pipeline or "",
         "stages": json.dumps([s.model_dump() for s in stages]),
         "task_ids": json.dumps(task_ids), "created": now, "updated": now,
     })
+    client.sadd(TASKS_KEY.format(job_id), *task_ids)
     client.zadd(JOB_INDEX, {job_id: now})
     app = celery_app(url)
     signatures = [
@@ -172,7 +273,8 @@ def submit_job(stages: Sequence[StageRequest], *, url: str | None = None,
 
 def job_status(job_id: str, *, url: str | None = None) -> JobStatus:
     """The job's record. Raises :class:`JobNotFound`."""
-    return _to_status(_record(_client(url), job_id))
+    client = _client(url)
+    return _to_status(client, _record(client, job_id))
 
 
 def list_jobs(limit: int = 50, *, url: str | None = None) -> list[JobStatus]:
@@ -182,12 +284,18 @@ def list_jobs(limit: int = 50, *, url: str | None = None) -> list[JobStatus]:
     for job_id in client.zrevrange(JOB_INDEX, 0, max(limit, 1) - 1):
         record = client.hgetall(JOB_KEY.format(job_id))
         if record:
-            statuses.append(_to_status(record))  # type: ignore[arg-type]
+            statuses.append(_to_status(client, record))  # type: ignore[arg-type]
     return statuses
 
 
+def job_task_ids(job_id: str, *, url: str | None = None) -> set[str]:
+    """Every Celery task id the job has sent: its stages, shards and merges."""
+    return set(_client(url).smembers(TASKS_KEY.format(job_id)))  # type: ignore[arg-type]
+
+
 def cancel_job(job_id: str, *, url: str | None = None) -> JobStatus:
-    """Cancel a job: its queued tasks are revoked, a running stage stops at its next report.
+    """Cancel a job: its queued tasks (stages, shards, merges) are revoked, and running ones
+    stop at their next progress report (any worker, any host: they read the record).
 
     A finished job is returned unchanged. Raises :class:`JobNotFound`.
     """
@@ -196,54 +304,5 @@ def cancel_job(job_id: str, *, url: str | None = None) -> JobStatus:
     if record["status"] not in FINISHED:
         client.hset(JOB_KEY.format(job_id),
                     mapping={"status": "cancelled", "updated": time.time()})
-        celery_app(url).control.revoke(json.loads(record["task_ids"]))
+        celery_app(url).control.revoke(sorted(job_task_ids(job_id, url=url)))
     return job_status(job_id, url=url)
-
-
-class _Reporter:
-    """The ``progress`` callable handed to a stage function."""
-
-    def __init__(self, client: redis.Redis, job_id: str) -> None:
-        self.client = client
-        self.key = JOB_KEY.format(job_id)
-        self.last = 0.0
-
-    def __call__(self, processed: int, total: int) -> None:
-        now = time.monotonic()
-        if processed not in (0, total) and now - self.last < PROGRESS_INTERVAL_S:
-            return
-        self.last = now
-        if self.client.hget(self.key, "status") == "cancelled":
-            raise JobCancelled(self.key)
-        self.client.hset(self.key, mapping={"processed": processed, "total": total,
-                                            "updated": time.time()})
-
-
-def run_stage(job_id: str, position: int, stage: str, params: dict[str, Any],
-              func: StageFunction, *, worker_pid: int | None = None) -> dict[str, Any]:
-    """Run one stage of a job and keep its record current (called by every stage task)."""
-    client = _client(celery_app().conf.broker_url)
-    key = JOB_KEY.format(job_id)
-    status = client.hget(key, "status")
-    if status is None or status == "cancelled":
-        raise Ignore()
-    client.hset(key, mapping={"status": "running", "stage": stage, "stage_index": position,
-                              "processed": 0, "total": 0, "worker_pid": worker_pid or 0,
-                              "updated": time.time()})
-    try:
-        result = func(params, _Reporter(client, job_id))
-    except JobCancelled:
-        raise Ignore() from None
-    except Exception as error:
-        client.hset(key, mapping={"status": "failed", "error": f"{stage}: {error}",
-                                  "updated": time.time()})
-        raise
-    results = json.loads(client.hget(key, "results") or "{}")
-    results[stage] = result
-    last = position == len(json.loads(client.hget(key, "stages") or "[]")) - 1
-    update: dict[str, Any] = {"results": json.dumps(results), "updated": time.time()}
-    if last and client.hget(key, "status") != "cancelled":
-        update["status"] = "succeeded"
-    client.hset(key, mapping=update)
-    return result
-

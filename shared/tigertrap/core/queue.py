@@ -1,6 +1,7 @@
 """The Celery application: Redis broker and backend, one queue per stage, no lost jobs.
 
-Stages register their task with :func:`stage_task`; a pipeline addresses tasks by name only
+Stages register their tasks with :func:`stage_tasks` (derived from their contracts); a pipeline
+addresses tasks by name only
 (``tigertrap.<stage>``), so the process that submits jobs needs none of the stages' heavy
 dependencies. Settings that keep a job from being lost: late acknowledgement, rejection (and so
 redelivery) when the worker process dies, prefetch 1, and a visibility timeout longer than the
@@ -10,13 +11,13 @@ longest task.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from typing import Any
 
 from celery import Celery, Task
 
 from tigertrap.core.config import CoreSettings, load_settings
+from tigertrap.core.contract import stage_names
 from tigertrap.core.workers import HeartbeatStep
 
 __all__ = [
@@ -25,12 +26,13 @@ __all__ = [
     "ProgressFn",
     "celery_app",
     "make_celery",
-    "stage_task",
+    "stage_tasks",
     "task_name",
 ]
 
-#: The pipeline's stages, in order; each has its own queue and worker service.
-STAGES = ("download", "detect", "snip", "train", "classify")
+#: The stages (the pipeline's own in order, then any a package adds); each has its own queue
+#: and worker service. Declared in :mod:`tigertrap.core.stages`.
+STAGES = stage_names()
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 #: Longest a broker socket call may block (seconds).
 BROKER_SOCKET_TIMEOUT_S = 10.0
@@ -65,7 +67,7 @@ def make_celery(url: str | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_routes={task_name(stage): {"queue": stage} for stage in STAGES},
+        task_routes={f"{task_name(stage)}*": {"queue": stage} for stage in STAGES},
         task_default_queue="default",
         broker_transport_options=transport,
         result_backend_transport_options=transport,
@@ -93,30 +95,42 @@ def celery_app(url: str | None = None) -> Celery:
     return _app_for(url or redis_url())
 
 
-StageFunction = Callable[[dict[str, Any], ProgressFn], dict[str, Any]]
+def stage_tasks(stage: str) -> dict[str, Task]:
+    """Register the Celery tasks of ``stage``, derived from its contract: the stage task
+    (``tigertrap.<stage>``) and, for a sharded stage, its shard and merge tasks (bodies in
+    :mod:`tigertrap.core.runner`). A stage's ``tasks`` module calls this; its worker loads it.
 
-
-def stage_task(stage: str) -> Callable[[StageFunction], Task]:
-    """Register ``func(params, progress) -> result`` as the Celery task of ``stage``.
-
-    The task records the job's progress, stage and result (or error) in Redis and stops a
-    cancelled job; the stage function only does the stage's work. A stage function must be
-    idempotent: a task is redone after its worker dies.
+    Every task is acknowledged late and rejected (so redelivered) when its worker dies; stage
+    functions are idempotent and resumable.
     """
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+    from tigertrap.core.contract import contract
+    from tigertrap.core.runner import (
+        MERGE_SUFFIX,
+        SHARD_SUFFIX,
+        run_merge_task,
+        run_shard_task,
+        run_stage_task,
+    )
 
-    def register(func: StageFunction) -> Task:
-        app = celery_app()
+    stage_contract = contract(stage)
+    app = celery_app()
+    options: dict[str, Any] = {"bind": True, "acks_late": True, "reject_on_worker_lost": True}
+    name = task_name(stage)
 
-        @app.task(name=task_name(stage), bind=True, acks_late=True,
-                  reject_on_worker_lost=True)
-        def run(self: Task, job_id: str, position: int, params: dict[str, Any]) -> dict[str, Any]:
-            from tigertrap.core.jobs import run_stage  # jobs imports this module
+    def run(self: Task, job_id: str, position: int, params: dict[str, Any]) -> dict[str, Any]:
+        return run_stage_task(self, job_id, position, stage, params)
 
-            return run_stage(job_id, position, stage, params, func, worker_pid=os.getpid())
+    run.__doc__ = stage_contract.description
+    tasks = {"run": app.task(name=name, **options)(run)}
+    if stage_contract.sharding is not None:
+        def shard(self: Task, job_id: str, position: int, params: dict[str, Any], index: int,
+                  spec: dict[str, Any]) -> dict[str, Any]:
+            return run_shard_task(self, job_id, position, stage, params, index, spec)
 
-        run.__doc__ = func.__doc__
-        return run
+        def merge(self: Task, shard_results: list[Any], job_id: str, position: int,
+                  params: dict[str, Any], shards: list[dict[str, Any]]) -> dict[str, Any]:
+            return run_merge_task(self, shard_results, job_id, position, stage, params, shards)
 
-    return register
+        tasks["shard"] = app.task(name=name + SHARD_SUFFIX, **options)(shard)
+        tasks["merge"] = app.task(name=name + MERGE_SUFFIX, **options)(merge)
+    return tasks

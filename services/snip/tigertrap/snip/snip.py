@@ -33,7 +33,8 @@ from tigertrap.core.paths import atomic_write, atomic_write_bytes, remove_partia
 from tigertrap.snip.config import SnipSettings
 from tigertrap.snip.labels import ImageLabel, find_manifest, read_labels
 
-__all__ = ["SNIPS_CSV", "Crop", "CropOptions", "SnipPlan", "SnipSummary", "plan_snips", "run_snip"]
+__all__ = ["FAILURES_CSV", "SNIPS_CSV", "Crop", "CropOptions", "SnipPlan", "SnipSummary",
+           "plan_snips", "run_snip"]
 
 SNIPS_CSV = "snips.csv"
 FAILURES_CSV = "snip_failures.csv"
@@ -264,26 +265,33 @@ def _csv_row(plan: SnipPlan, crop: Crop) -> dict[str, object]:
 
 
 def run_snip(settings: SnipSettings, progress: Progress | None = None,
-             image_root: Path | None = None) -> SnipSummary:
+             image_root: Path | None = None, *, md_path: Path | None = None,
+             tables: tuple[str, str] = (SNIPS_CSV, FAILURES_CSV),
+             clean_partials: bool = True) -> SnipSummary:
     """Crop every qualifying detection of ``settings.md_path`` into ``settings.snips_path``.
 
     Writes the snips, ``snips.csv`` (one row per snip on disk) and ``snip_failures.csv``;
     with ``by_class``, hard links under ``<snips>/<by_class_dir>/<split>/<class>/``. With
     ``image_root``, images the MD file names outside that folder are failures, never read.
 
+    A shard of a sharded job snips a subset MD file (``md_path``, beside the full one) into
+    the same folder, writes its own ``tables`` (snips CSV, failures CSV) and leaves other
+    shards' in-progress files alone (``clean_partials`` off: the split step cleaned once).
+
     Raises:
         MDResultsError: the MD file is missing or unreadable (nothing is written).
     """
-    md_path = settings.md_path
+    md_path = md_path or settings.md_path
     results = read_md_results(md_path)
     manifest = settings.manifest or find_manifest(md_path.parent)
     labels = read_labels(manifest) if manifest else {}
     plans = plan_snips(results, md_path.parent, settings, labels, image_root)
     snips_dir = settings.snips_path
-    remove_partials(snips_dir)  # left by a worker that was killed mid-write
+    if clean_partials:
+        remove_partials(snips_dir)  # left by a worker that was killed mid-write
     summary = SnipSummary(images=len(results.images), images_with_crops=len(plans),
                           crops=sum(len(p.crops) for p in plans), snips_dir=snips_dir,
-                          snips_csv=snips_dir / SNIPS_CSV)
+                          snips_csv=snips_dir / tables[0])
     rows: list[dict[str, object]] = []
     if progress:
         progress(0, len(plans))
@@ -309,6 +317,6 @@ def run_snip(settings: SnipSettings, progress: Progress | None = None,
     pool.shutdown(wait=True)
     rows.sort(key=lambda row: str(row["snip"]))
     _write_csv(summary.snips_csv, CSV_COLUMNS, rows)
-    _write_csv(snips_dir / FAILURES_CSV, ("item", "reason"),
+    _write_csv(snips_dir / tables[1], ("item", "reason"),
                [{"item": item, "reason": reason} for item, reason in sorted(summary.failures)])
     return summary

@@ -6,8 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from tigertrap.core.jobs import JobStatus, StageRequest
-from tigertrap.core.queue import STAGES
+from tigertrap.core.contract import stage_names
+from tigertrap.core.jobs import JobStatus, StageRequest, pipeline_stages
+from tigertrap.core.stages import PIPELINES
 
 __all__ = [
     "ClassifiedImage",
@@ -58,44 +59,77 @@ class HealthResponse(BaseModel):
 
 
 class JobRequest(BaseModel):
-    """``POST /v1/jobs``: a pipeline (``stages``) or one stage (``stage`` + ``params``).
+    """``POST /v1/jobs``: a named pipeline (``pipeline`` + ``params`` per stage), stages in
+    order (``stages``), or one stage (``stage`` + ``params``).
 
-    Every parameter that names a file or folder is relative to the data root.
+    Every parameter that names a file or folder is relative to the data root. In a job of
+    several stages, a stage's inputs default to the earlier stages' outputs.
     """
 
     model_config = {"json_schema_extra": {"examples": [
+        {"pipeline": "process-season", "params": {
+            "detect": {"INPUT_DIR": "datasets/season-1/images"},
+            "classify": {"MODEL": "models/classifiers/tigers-v1"}}},
         {"stages": [{"stage": "detect", "params": {"INPUT_DIR": "datasets/demo/images"}},
-                    {"stage": "snip", "params": {"MD_FILE": "datasets/demo/images/md.json"}}]},
+                    {"stage": "snip", "params": {"SNIP_SIZE": 300}}]},
         {"stage": "snip", "params": {"MD_FILE": "datasets/demo/images/md.json"}},
     ]}}
 
+    pipeline: str | None = Field(default=None, description=(
+        "a named pipeline: " + "; ".join(f"{p.name} ({' -> '.join(p.stages)})"
+                                         for p in PIPELINES.values())))
     stages: list[StageRequest] | None = Field(default=None, min_length=1)
     stage: str | None = Field(default=None, description="shortcut for a one-stage job")
-    params: dict[str, Any] | None = Field(default=None, description="with ``stage``")
+    params: dict[str, Any] | None = Field(
+        default=None, description="with ``stage``: its keys; with ``pipeline``: "
+                                  "{stage: {KEY: value}}")
 
     @field_validator("stage")
     @classmethod
     def _known_stage(cls, value: str | None) -> str | None:
-        if value is not None and value not in STAGES:
-            raise ValueError(f"unknown stage {value!r}; stages are {', '.join(STAGES)}")
+        if value is not None and value not in stage_names():
+            raise ValueError(f"unknown stage {value!r}; stages are {', '.join(stage_names())}")
+        return value
+
+    @field_validator("pipeline")
+    @classmethod
+    def _known_pipeline(cls, value: str | None) -> str | None:
+        if value is not None and value not in PIPELINES:
+            raise ValueError(f"unknown pipeline {value!r}; pipelines are "
+                             f"{', '.join(PIPELINES)}")
         return value
 
     @model_validator(mode="after")
     def _one_form(self) -> JobRequest:
-        if self.stages is not None and self.stage is not None:
-            raise ValueError("give either 'stages' (a list) or 'stage' with 'params', not both")
-        if self.stages is None and self.stage is None:
+        forms = [name for name in ("pipeline", "stages", "stage")
+                 if getattr(self, name) is not None]
+        if len(forms) > 1:
+            raise ValueError(f"give one of 'pipeline', 'stages' or 'stage', not "
+                             f"{' and '.join(repr(f) for f in forms)}")
+        if not forms:
             raise ValueError("field 'stages' is required: a list of {\"stage\", \"params\"} "
-                             "(or give 'stage' and 'params' for a one-stage job)")
-        if self.stage is None and self.params is not None:
-            raise ValueError("'params' goes with 'stage'; inside 'stages' each step has its own")
+                             "(or 'pipeline' with params per stage, or 'stage' with 'params')")
+        if self.stages is not None and self.params is not None:
+            raise ValueError("'params' goes with 'stage' or 'pipeline'; inside 'stages' each "
+                             "step has its own")
+        if self.pipeline is not None and self.params is not None and not all(
+                isinstance(value, dict) for value in self.params.values()):
+            raise ValueError("with 'pipeline', 'params' maps each stage to its keys, e.g. "
+                             "{\"detect\": {\"INPUT_DIR\": \"datasets/x/images\"}}")
         return self
 
     def steps(self) -> list[StageRequest]:
-        """The job's stages in order."""
+        """The job's stages in order.
+
+        Raises:
+            KeyError: pipeline params for a stage the pipeline does not have.
+        """
+        if self.pipeline is not None:
+            return pipeline_stages(self.pipeline, self.params or {})
         if self.stages is not None:
             return list(self.stages)
         return [StageRequest(stage=self.stage or "", params=self.params or {})]
+
 
 
 class JobResponse(JobStatus):

@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from tigertrap.classify.api.deps import SettingsDep
 from tigertrap.classify.api.schemas import ErrorResponse, JobRequest, JobResponse
-from tigertrap.core.contract import PathRefused
+from tigertrap.core.contract import PathRefused, UnknownKey
 from tigertrap.core.jobs import (
     JobNotFound,
     cancel_job,
@@ -25,12 +25,16 @@ NOT_FOUND = {404: {"model": ErrorResponse, "description": "no job with that id"}
 @router.post("", status_code=202, response_model=JobResponse,
              responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
 def create_job(body: JobRequest, settings: SettingsDep) -> JobResponse:
-    """Queue a stage or a pipeline; every path parameter is checked against its stage's
-    declaration (tigertrap.core.contract) and refused with 422 before anything is queued."""
+    """Queue a named pipeline, stages in order, or one stage. An unknown pipeline, stage or
+    key, and a path that leaves where its stage's contract says it belongs, are refused with
+    422 before anything is queued."""
     try:
-        job_id = submit_job(body.steps(), url=settings.redis_url, root=settings.data_root())
-    except PathRefused as error:
+        job_id = submit_job(body.steps(), url=settings.redis_url, root=settings.data_root(),
+                            pipeline=body.pipeline)
+    except (PathRefused, UnknownKey) as error:
         raise HTTPException(status_code=422, detail=str(error)) from None
+    except KeyError as error:  # pipeline params for a stage the pipeline lacks
+        raise HTTPException(status_code=422, detail=str(error.args[0])) from None
     return JobResponse.of(job_status(job_id, url=settings.redis_url))
 
 
