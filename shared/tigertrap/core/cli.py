@@ -21,6 +21,7 @@ import typer
 import yaml
 
 from tigertrap.core.config import ConfigError
+from tigertrap.core.terminal import fail as _fail
 
 __all__ = ["app", "command_entry_points", "main", "task_entry_points"]
 
@@ -48,11 +49,6 @@ def command_entry_points() -> dict[str, EntryPoint]:
 def task_entry_points() -> dict[str, EntryPoint]:
     """Installed stage task modules, by stage name."""
     return {ep.name: ep for ep in entry_points(group=TASK_GROUP)}
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code)
 
 
 def _parse_params(stages: list[str], params: list[str]) -> list[dict[str, Any]]:

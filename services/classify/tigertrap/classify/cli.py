@@ -7,41 +7,16 @@ Keras) happen inside the command so that ``tigertrap --help`` stays fast.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from tigertrap.core.cli import echo_json
 from tigertrap.core.config import ConfigError, load_settings
+from tigertrap.core.terminal import ProgressBar, fail
 
 __all__ = ["classify", "serve"]
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(2)
-
-
-class _ProgressBar:
-    """``progress(done, total)`` drawn on stderr; the bar is created at the first report."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.bar: Any = None
-        self.done = 0
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
-            self.bar = typer.progressbar(length=total, label=self.label, file=sys.stderr)
-            self.bar.__enter__()
-        self.bar.update(done - self.done)
-        self.done = done
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
 
 
 def classify(
@@ -109,7 +84,7 @@ def classify(
     from tigertrap.core.md_results import MDResultsError
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    bar = _ProgressBar("classify")
+    bar = ProgressBar("classify")
     try:
         settings = load_settings(
             ClassifySettings, yaml_file=config, env_file=env_file, md_file=md_file,
@@ -122,7 +97,7 @@ def classify(
         result = classify_md(settings, progress=bar)
     except (ConfigError, BundleError, MDResultsError, SequenceFileError,
             FileNotFoundError) as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     finally:
         bar.close()
     echo_json(result.as_dict())
@@ -154,11 +129,11 @@ def serve(
 
     if env_file is not None:
         if not env_file.is_file():
-            raise _fail(f"env file {env_file} not found")
+            raise fail(f"env file {env_file} not found")
         values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
         os.environ.update({k: v for k, v in values.items() if k not in os.environ})
     try:
         settings = load_settings(ApiSettings)  # a wrong value stops here, naming the key
     except ConfigError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     serve_api(settings, host=host, port=port, workers=workers, log_level=log_level)

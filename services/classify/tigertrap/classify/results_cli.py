@@ -15,6 +15,7 @@ import typer
 
 from tigertrap.core.cli import echo_json
 from tigertrap.core.config import ConfigError, load_settings
+from tigertrap.core.terminal import fail
 
 __all__ = ["export_app", "rde_app"]
 
@@ -23,11 +24,6 @@ rde_app = typer.Typer(
          "review their examples, remove them.", no_args_is_help=True)
 export_app = typer.Typer(help="Export classified results to the field's formats.",
                          no_args_is_help=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(2)
 
 
 @rde_app.command("find")
@@ -74,7 +70,7 @@ def rde_find(
             manifest=manifest, workers=workers)
         review = find_repeats(settings)
     except (ConfigError, MDResultsError, SequenceFileError) as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     echo_json(review.as_dict())
 
 
@@ -95,11 +91,11 @@ def rde_remove(
     from tigertrap.core.md_results import MDResultsError
 
     if not md_file.is_file():
-        raise _fail(f"{md_file} does not exist")
+        raise fail(f"{md_file} does not exist")
     try:
         removal = remove_repeats(md_file, review_dir, output, accept_all=accept_all)
     except (ConfigError, MDResultsError) as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     echo_json(removal.as_dict())
 
 
@@ -154,5 +150,5 @@ def export_camtrap_dp(
             time_fallback=time_fallback)
         written = export(settings)
     except (ConfigError, MDResultsError, CamtrapDPError) as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     echo_json(written.as_dict())

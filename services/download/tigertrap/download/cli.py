@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from tigertrap.core.terminal import ProgressBar, fail
+
 __all__ = ["app"]
 
 app = typer.Typer(help="Sample LILA BC images per class into leak-free splits and download "
@@ -25,31 +27,6 @@ NameOption = Annotated[str | None, typer.Option("--name", help="Writes datasets/
 SeedOption = Annotated[int | None, typer.Option(help="Sampling and split seed (SEED).")]
 FractionsOption = Annotated[str | None, typer.Option(
     help="train,val,test fractions, e.g. 0.8,0.1,0.1.")]
-
-
-class _ProgressBar:
-    """A tqdm bar (rate and ETA) driven by ``progress(processed, total)`` calls."""
-
-    def __init__(self, description: str) -> None:
-        self.description = description
-        self.bar: Any = None
-
-    def __call__(self, processed: int, total: int) -> None:
-        from tqdm import tqdm
-
-        if not total and not processed:
-            return  # a heartbeat (e.g. while scanning the metadata), nothing to show
-        if self.bar is not None and (total or None) != self.bar.total:
-            self.close()
-        if self.bar is None:
-            self.bar = tqdm(total=total or None, initial=processed, desc=self.description,
-                            unit="img", dynamic_ncols=True)
-        self.bar.update(processed - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 def _fractions(text: str | None) -> dict[str, float]:
@@ -87,7 +64,7 @@ def _run(stage: str, config: Path | None, env_file: Path | None,
     from tigertrap.download.metadata import MetadataError
     from tigertrap.download.spec import SpecError
 
-    bar = _ProgressBar("download" if stage == "lila" else "cvwc import")
+    bar = ProgressBar("download" if stage == "lila" else "cvwc import")
     try:
         settings = load_settings(DownloadSettings, yaml_file=config, env_file=env_file,
                                  **overrides)
@@ -99,8 +76,7 @@ def _run(stage: str, config: Path | None, env_file: Path | None,
     except (ConfigError, MetadataError, SpecError, MDResultsError, FileNotFoundError,
             ValueError) as error:
         bar.close()
-        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(2) from None
+        raise fail(str(error)) from None
     bar.close()
     echo_json(summary)
     if summary.get("failed"):

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from tigertrap.core.cli import echo_json
+from tigertrap.core.terminal import fail
 
 __all__ = ["app"]
 
@@ -25,11 +26,6 @@ ConfigOpt = Annotated[Path | None, typer.Option(
     "--config", help="YAML file of publish settings (keys as in publish.env).")]
 EnvFileOpt = Annotated[Path | None, typer.Option(
     "--env-file", help="Env file of publish settings (default: none).")]
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(2)
 
 
 def _bundle_path(bundle: Path) -> Path:
@@ -75,7 +71,7 @@ def hf(
         settings = _settings(config, env_file, repo_id=repo_id, private=private)
         published = publish_to_hub(_bundle_path(bundle), settings, dry_run_dir=dry_run)
     except (BundleError, ConfigError, HubUploadError, PublishError, ValueError) as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     echo_json({"folder": str(published.folder) if dry_run else None,
                "repo_id": settings.repo_id, "commit_url": published.commit_url,
                "files": published.files})
@@ -101,5 +97,5 @@ def addaxai(
         published = build_addaxai(_bundle_path(bundle), out, settings,
                                   layouts=layout or ADDAXAI_LAYOUTS)
     except (BundleError, ConfigError, PublishError, ValueError) as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     echo_json({"folder": str(published.folder), "files": published.files})

@@ -43,11 +43,10 @@ def snip(
     env_file: Annotated[Path | None, typer.Option(help="Env file of settings.")] = None,
 ) -> None:
     """Crop every animal detection at or above LOWER_CONF into SNIP_SIZE squares."""
-    from tqdm import tqdm
-
     from tigertrap.core.cli import echo_json
     from tigertrap.core.config import load_settings
     from tigertrap.core.md_results import MDResultsError
+    from tigertrap.core.terminal import ProgressBar, fail
     from tigertrap.snip.config import SnipSettings
     from tigertrap.snip.snip import run_snip
 
@@ -57,20 +56,11 @@ def snip(
         categories=categories, max_crops=max_crops,
         max_crops_by_class=max_crops_by_class, jpeg_quality=jpeg_quality,
         manifest=manifest, by_class=by_class, workers=workers)
-    bar = tqdm(unit="image", desc="snip")
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
     try:
-        summary = run_snip(settings, progress=progress)
+        with ProgressBar("snip") as bar:
+            summary = run_snip(settings, progress=bar)
     except MDResultsError as error:
-        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(2) from None
-    finally:
-        bar.close()
+        raise fail(str(error)) from None
     echo_json(summary.as_dict())
     for item, reason in summary.failures[:20]:
         typer.secho(f"failed: {item}: {reason}", err=True, fg=typer.colors.YELLOW)

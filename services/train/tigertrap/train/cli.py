@@ -16,6 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
+from tigertrap.core.terminal import ProgressBar, fail
+
 __all__ = ["app"]
 
 app = typer.Typer(help="Train a kimm classifier (MEWC or TeraiNet recipe), evaluate it on "
@@ -44,18 +46,6 @@ def _resolver(root: Path) -> Callable[[Path], Path]:
     return resolve
 
 
-class _EpochProgress:
-    """Prints ``epoch n/total`` lines to stderr when an epoch ends."""
-
-    def __init__(self) -> None:
-        self.last = -1
-
-    def __call__(self, done: int, total: int) -> None:
-        if done != self.last:
-            self.last = done
-            typer.echo(f"train: {done}/{total} epochs done", err=True)
-
-
 @app.callback(invoke_without_command=True)
 def train(
     config: Annotated[Path, typer.Argument(help="YAML file of settings (MEWC key names).",
@@ -82,11 +72,10 @@ def train(
         from tigertrap.train.training import train as run_training
 
         # Keras prints epoch lines to stdout; stdout is kept for the JSON summary.
-        with contextlib.redirect_stdout(sys.stderr):
-            result = run_training(settings, progress=_EpochProgress())
+        with contextlib.redirect_stdout(sys.stderr), ProgressBar("train", unit="epoch") as bar:
+            result = run_training(settings, progress=bar)
     except (BackboneError, DataError, ExportError, TrainError, ValueError) as error:
-        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(2) from None
+        raise fail(str(error)) from None
     echo_json({"run_dir": result.run_dir, "bundle_dir": result.bundle_dir,
                "epochs": result.epochs, "resumed_from": result.resumed_from,
                "metrics": result.metrics})
