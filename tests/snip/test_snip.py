@@ -250,6 +250,21 @@ def test_square_method_max_crops_and_categories(fixtures_dir, tmp_path):
         "1", "1", "2"]
 
 
+def test_categories_are_matched_by_name_in_the_files_detection_categories(fixtures_dir,
+                                                                          tmp_path):
+    """A detector that numbers its classes otherwise: "animal" is its "2", not MD's "1"."""
+    shutil.copy(fixtures_dir / MS_DIR / FRAME, tmp_path / "f.jpg")
+    write_md_results(MDResults(
+        detection_categories={"1": "vehicle", "2": "Animal"},
+        images=[ImageResult(file="f.jpg", detections=[
+            Detection(category="1", conf=0.9, bbox=(0.1, 0.1, 0.4, 0.1)),
+            Detection(category="2", conf=0.5, bbox=(0.5, 0.5, 0.1, 0.1))])]),
+        tmp_path / "md.json")
+    run_snip(settings(input_dir=tmp_path, snip_size=32, categories="1"))  # MD's id: animal
+    assert [(r["snip"], r["category"]) for r in read_rows(tmp_path / "snips" / "snips.csv")
+            ] == [("f-1.jpg", "2")]
+
+
 def test_manifest_labels_go_into_snips_csv_and_by_class_layout(fixtures_dir, tmp_path):
     images = tmp_path / "dataset" / "images"
     (images / "train" / "tiger").mkdir(parents=True)
@@ -295,14 +310,14 @@ def test_service_env_file_loads_with_mewc_defaults():
     env_file = Path(__file__).resolve().parents[2] / "services" / "snip" / "snip.env"
     loaded = load_settings(SnipSettings, env_file=env_file)
     assert (loaded.md_file, loaded.snip_dir, loaded.lower_conf, loaded.snip_size,
-            loaded.categories) == ("md.json", "snips", 0.05, 600, ["1"])
+            loaded.categories) == ("md.json", "snips", 0.05, 600, ["animal"])
 
 
 def test_comma_separated_categories_and_class_limits_from_the_environment(monkeypatch):
     monkeypatch.setenv("CATEGORIES", "animal,vehicle")
     monkeypatch.setenv("MAX_CROPS_BY_CLASS", "tiger=10, deer=2")
     loaded = settings()
-    assert loaded.categories == ["1", "3"]
+    assert loaded.categories == ["animal", "vehicle"]
     assert loaded.max_crops_by_class == {"tiger": 10, "deer": 2}
 
 

@@ -60,6 +60,7 @@ from tigertrap.classify.tables import (
 from tigertrap.core.bundle import BundleManifest, file_sha256
 from tigertrap.core.config import ConfigError
 from tigertrap.core.crops import draft_size
+from tigertrap.core.detections import qualifying
 from tigertrap.core.images import ImageLoadError, image_size, open_image
 from tigertrap.core.md_results import (
     MDResults,
@@ -162,8 +163,7 @@ def _plan(results: MDResults, base: Path, lower_conf: float,
             located[number] = path
         if entry.failed or not entry.detections:
             continue
-        chosen = [i for i, d in enumerate(entry.detections)
-                  if d.category in animals and d.conf >= lower_conf]
+        chosen = qualifying(entry.detections, animals, lower_conf)
         if chosen:
             size = (entry.width, entry.height) if entry.width and entry.height else None
             work.append(_ImageWork(number, path, chosen,

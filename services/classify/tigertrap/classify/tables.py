@@ -17,7 +17,8 @@ import numpy as np
 
 from tigertrap.classify.config import ClassifySettings
 from tigertrap.classify.engine import InferenceEngine
-from tigertrap.core.md_results import ANIMAL, MDResults
+from tigertrap.core.detections import ANIMALS, category_ids, qualifying
+from tigertrap.core.md_results import MDResults
 
 __all__ = [
     "IMAGE_COLUMNS",
@@ -47,10 +48,10 @@ BBOX_DECIMALS = 4
 Key = tuple[int, int]  # (image entry, detection index in the written order)
 
 
-def animal_ids(results: MDResults) -> set[str]:
-    """The detection category ids named "animal" (MegaDetector's "1" when none is)."""
-    ids = {cid for cid, name in results.detection_categories.items() if name == "animal"}
-    return ids or {ANIMAL}
+def animal_ids(results: MDResults) -> frozenset[str]:
+    """The ids of the file's detection categories named "animal" (what classify classifies;
+    see :mod:`tigertrap.core.detections`)."""
+    return category_ids(results.detection_categories, ANIMALS)
 
 
 def csv_text(columns: list[str], rows: Iterable[dict[str, Any]]) -> str:
@@ -147,8 +148,7 @@ def image_rows(results: MDResults, outcome: Outcome, engine: InferenceEngine,
         tiger_score, tiger = flags.get(number, (None, False))
         yield {
             "file": entry.file, "failure": entry.failure or "",
-            "animals": sum(1 for d in detections
-                           if d.category in animals and d.conf >= settings.lower_conf),
+            "animals": len(qualifying(detections, animals, settings.lower_conf)),
             "classified": len(keys),
             "top_class": engine.class_map.name(top) if top is not None else "",
             "top_prob": (round(float(outcome.final[best_key][top]), PROB_DECIMALS)

@@ -11,11 +11,9 @@ from pydantic_settings import NoDecode
 
 from tigertrap.core.config import StageSettings
 from tigertrap.core.crops import DEFAULT_SNIP_SIZE
-from tigertrap.core.md_results import DEFAULT_DETECTION_CATEGORIES
+from tigertrap.core.detections import category_names
 
 __all__ = ["SnipSettings"]
-
-_CATEGORY_IDS = {name: cid for cid, name in DEFAULT_DETECTION_CATEGORIES.items()}
 
 
 class SnipSettings(StageSettings):
@@ -29,7 +27,9 @@ class SnipSettings(StageSettings):
     crop_method: Literal["exact", "square"] = "exact"
     # NoDecode: the environment gives "animal,person", not JSON.
     categories: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["animal"],
-                                  description="detection categories to crop (names or ids)")
+                                  description="detection categories to crop: names matched "
+                                              "against the MD file's detection_categories "
+                                              "(MegaDetector's ids 1, 2, 3 accepted)")
     max_crops: int | None = Field(None, ge=1, description="at most this many crops per image")
     # NoDecode: the validator below reads both JSON and tiger=10,deer=2 from the environment.
     max_crops_by_class: Annotated[dict[str, int], NoDecode] = Field(
@@ -50,15 +50,8 @@ class SnipSettings(StageSettings):
 
     @field_validator("categories")
     @classmethod
-    def _category_ids(cls, value: list[str]) -> list[str]:
-        ids = []
-        for item in value:
-            cid = _CATEGORY_IDS.get(item.lower(), item)
-            if cid not in DEFAULT_DETECTION_CATEGORIES:
-                raise ValueError(f"unknown category {item!r}; use animal, person, vehicle "
-                                 "or 1, 2, 3")
-            ids.append(cid)
-        return ids
+    def _category_names(cls, value: list[str]) -> list[str]:
+        return category_names(value)
 
     @field_validator("max_crops_by_class", mode="before")
     @classmethod

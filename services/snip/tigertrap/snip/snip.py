@@ -10,7 +10,9 @@ its detection. The images' sub-folders are kept under ``snips/``.
 Images run in a pool of processes, one per core (Pillow's JPEG decoder holds the GIL for much
 of its work, so threads barely scale). A large JPEG is decoded at 1/2, 1/4 or 1/8 scale when
 every box stays at least ``SNIP_SIZE`` pixels; an image without a qualifying detection is never
-opened. Complete snips are skipped on a re-run; every file is written atomically.
+opened. Complete snips are skipped on a re-run; every file is written atomically. How the
+snips were cut (``SNIP_SIZE``, ``CROP_METHOD``, ...) is recorded beside ``snips.csv`` in
+``snips.json`` (:mod:`tigertrap.core.snip_spec`), which train reads.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from PIL import Image
 
 from tigertrap.core.crops import EmptyBoxError, crop_detection, draft_size
+from tigertrap.core.detections import category_ids, qualifying
 from tigertrap.core.images import ImageLoadError, image_size, open_image
 from tigertrap.core.md_results import MDResults, locate_image, read_md_results
 from tigertrap.core.paths import atomic_write, atomic_write_bytes, remove_partials, within
+from tigertrap.core.snip_spec import SnipSpec, write_snip_spec
 from tigertrap.snip.config import SnipSettings
 from tigertrap.snip.labels import ImageLabel, find_manifest, read_labels
 
@@ -111,11 +115,12 @@ def plan_snips(results: MDResults, md_dir: Path, settings: SnipSettings,
     With ``image_root`` (a job's data root), an image outside it is a failure, not read.
     """
     plans = []
+    ids = category_ids(results.detection_categories, settings.categories)
     for entry in results.images:
         if entry.failure is not None or not entry.detections:
             continue
-        chosen = [(i, d) for i, d in enumerate(entry.detections)
-                  if d.category in settings.categories and d.conf >= settings.lower_conf]
+        chosen = [(i, entry.detections[i])
+                  for i in qualifying(entry.detections, ids, settings.lower_conf)]
         if not chosen:
             continue
         image = locate_image(entry.file, md_dir)
@@ -319,4 +324,16 @@ def run_snip(settings: SnipSettings, progress: Progress | None = None,
     _write_csv(summary.snips_csv, CSV_COLUMNS, rows)
     _write_csv(snips_dir / tables[1], ("item", "reason"),
                [{"item": item, "reason": reason} for item, reason in sorted(summary.failures)])
+    _record_crop(settings)
     return summary
+
+
+def _record_crop(settings: SnipSettings) -> None:
+    """``snips.json`` beside ``snips.csv`` and in the by-class folder: how the snips were cut,
+    for train (:mod:`tigertrap.core.snip_spec`)."""
+    spec = SnipSpec(snip_size=settings.snip_size, crop_method=settings.crop_method,
+                    jpeg_quality=settings.jpeg_quality, draft=settings.draft)
+    write_snip_spec(settings.snips_path, spec)
+    by_class = settings.snips_path / settings.by_class_dir
+    if settings.by_class and by_class.is_dir():
+        write_snip_spec(by_class, spec)

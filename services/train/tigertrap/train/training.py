@@ -34,6 +34,7 @@ from tigertrap.core.class_map import CLASS_MAP_FILE, ClassMap
 from tigertrap.core.config import ConfigError
 from tigertrap.core.paths import atomic_write, atomic_write_json
 from tigertrap.core.queue import ProgressFn
+from tigertrap.core.snip_spec import CROP_KEYS, SnipSpec, find_snip_spec, reconcile_crop_settings
 from tigertrap.train import data as datasets
 from tigertrap.train.backbones import BackboneSpec, block_starts, build_backbone, resolve_backbone
 from tigertrap.train.config import TrainSettings, apply_recipe, config_hash
@@ -126,6 +127,26 @@ def resolve_class_map(settings: TrainSettings) -> ClassMap:
                                    "class_map.yaml), CLASSES, or put class_map.yaml in DATA_DIR")
 
 
+def crop_settings(settings: TrainSettings) -> tuple[TrainSettings, SnipSpec | None]:
+    """``settings`` with the crop the snips were cut with, and snip's record of it.
+
+    The record is ``snips.json`` in the ``SNIPS_CSV``'s folder or else in ``DATA_DIR``
+    (:mod:`tigertrap.core.snip_spec`); without one, ``settings`` are returned unchanged.
+
+    Raises:
+        ConfigError: ``SNIP_SIZE`` or ``CROP_METHOD`` set to another value than the snips were
+            cut with (the message names the key); ``SnipSpecError`` for an unreadable record.
+    """
+    found = find_snip_spec(settings.snips_csv.parent if settings.snips_csv is not None
+                           else settings.data_dir)
+    if found is None:
+        return settings, None
+    path, spec = found
+    update = reconcile_crop_settings(spec, path, {key: getattr(settings, key) for key in CROP_KEYS},
+                                     settings.model_fields_set)
+    return settings.model_copy(update=update), spec
+
+
 def load_splits(settings: TrainSettings, class_map: ClassMap, image_root: Path | None = None
                 ) -> dict[str, datasets.LabelledImages]:
     """The labelled splits; train and val must exist and hold images. With ``image_root`` (a
@@ -174,8 +195,10 @@ class _Run:
     """One training run: its settings, data, model and state."""
 
     def __init__(self, settings: TrainSettings, progress: ProgressFn | None,
-                 image_root: Path | None = None) -> None:
+                 image_root: Path | None = None, snips: SnipSpec | None = None) -> None:
         self.settings = settings
+        #: How the training snips were cut (snip's ``snips.json``), for the bundle manifest.
+        self.snips = snips
         self.progress = progress
         self.class_map = resolve_class_map(settings)
         self.splits = load_splits(settings, self.class_map, image_root)
@@ -488,16 +511,19 @@ def train(settings: TrainSettings, *, progress: ProgressFn | None = None,
 
     Paths in ``settings`` are used as given (resolve them against the data root first). With
     ``image_root`` (a job's data root), images found in DATA_DIR or named by SNIPS_CSV that lie
-    outside it are left out (listed as unreadable), never opened.
+    outside it are left out (listed as unreadable), never opened. ``SNIP_SIZE`` and
+    ``CROP_METHOD`` come from snip's ``snips.json`` beside the data when there is one
+    (:func:`crop_settings`); the record goes into the bundle manifest as ``snips``.
 
     Raises:
-        ConfigError: a setting that cannot work (unknown class, missing data, BUF too large).
+        ConfigError: a setting that cannot work (unknown class, missing data, BUF too large,
+            a SNIP_SIZE or CROP_METHOD other than the snips were cut with).
         ExportError: a backbone that cannot be exported to ONNX (checked before training).
         TrainError: missing train/val split, or a run folder holding other settings.
         tigertrap.train.backbones.BackboneError: weights that cannot be loaded.
     """
-    settings = apply_recipe(settings)
-    run = _Run(settings, progress, image_root)
+    settings, snips = crop_settings(apply_recipe(settings))
+    run = _Run(settings, progress, image_root, snips)
     done = _finished_result(run)
     if done is not None:
         log.info("%s: already trained and exported to %s", run.run_dir, run.bundle_dir)
@@ -545,7 +571,8 @@ def _export(run: _Run, metrics: dict[str, Any]) -> None:
                   metrics_dir=run.run_dir / EVALUATION_DIR,
                   extra={"kimm_model": run.spec.kimm_name, "weights": settings.weights,
                          "seed": settings.seed, "tiger_class": settings.tiger_class,
-                         "tiger_target_recall": settings.tiger_recall})
+                         "tiger_target_recall": settings.tiger_recall,
+                         **({"snips": run.snips.model_dump(mode="json")} if run.snips else {})})
 
 
 @contextlib.contextmanager

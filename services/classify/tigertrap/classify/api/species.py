@@ -27,6 +27,7 @@ from tigertrap.classify.api.schemas import ClassifiedImage, DetectionResult, Spe
 from tigertrap.classify.api.uploads import Upload, check_decodable, use_decoded
 from tigertrap.classify.engine import EngineOverloaded, InferenceEngine
 from tigertrap.classify.model_input import crop_inputs, image_input
+from tigertrap.core.detections import ANIMALS, category_ids, qualifying
 from tigertrap.core.md_results import Detection
 
 __all__ = ["SpeciesClassifier", "classify_uploads"]
@@ -35,6 +36,8 @@ ANIMAL = "1"
 ANIMAL_LABEL = "animal"
 #: MegaDetector's categories.
 DETECTION_LABELS = {"1": "animal", "2": "person", "3": "vehicle"}
+#: The categories the API classifies, by name in its detector's categories.
+ANIMAL_IDS = category_ids(DETECTION_LABELS, ANIMALS)
 #: In crops mode the whole upload is the detection.
 WHOLE_IMAGE = (0.0, 0.0, 1.0, 1.0)
 
@@ -149,7 +152,7 @@ def _frame_inputs(classifier: SpeciesClassifier, image: Image.Image,
                   detections: Sequence[Detection], lower_conf: float
                   ) -> list[tuple[Detection, np.ndarray | None]]:
     # Only animals at or above LOWER_CONF are classified; the rest are reported as detected.
-    wanted = [d for d in detections if d.category == ANIMAL and d.conf >= lower_conf]
+    wanted = [detections[i] for i in qualifying(detections, ANIMAL_IDS, lower_conf)]
     crops = dict(zip(map(id, wanted), classifier.detection_inputs(image, wanted), strict=True))
     return [(detection, crops.get(id(detection))) for detection in detections]
 
