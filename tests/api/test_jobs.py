@@ -148,3 +148,33 @@ def test_a_body_that_is_not_json_is_refused(api: ApiServer):
                                headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert "JSON" in response.json()["detail"]
+
+
+def test_unknown_pipeline_stage_or_key_is_refused_naming_it(api: ApiServer):
+    with api.client() as client:
+        pipeline = client.post("/v1/jobs", json={"pipeline": "build-everything"})
+        stage = client.post("/v1/jobs", json={"stage": "paint", "params": {}})
+        key = client.post("/v1/jobs", json={"stage": "detect", "params": {
+            "INPUT_DIR": "datasets/x", "TRESHOLD": 0.2}})
+        misplaced = client.post("/v1/jobs", json={"pipeline": "process-season",
+                                                  "params": {"train": {"SEED": 1}}})
+    assert pipeline.status_code == 422 and "unknown pipeline 'build-everything'" in \
+        pipeline.json()["detail"] and "process-season" in pipeline.json()["detail"]
+    assert stage.status_code == 422 and "unknown stage 'paint'" in stage.json()["detail"]
+    assert key.status_code == 422
+    assert key.json()["detail"] == ("stages[0] detect.TRESHOLD: unknown setting of the detect "
+                                    "stage; did you mean THRESHOLD?")
+    assert misplaced.status_code == 422 and "has no stage 'train'" in misplaced.json()["detail"]
+
+
+def test_a_named_pipeline_is_queued_with_its_stages_and_defaults(api: ApiServer):
+    with api.client() as client:
+        response = client.post("/v1/jobs", json={"pipeline": "build-model", "params": {
+            "download": {"CVWC_SOURCE": "inputs/atrw.zip"}, "snip": {"SNIP_SIZE": 300}}})
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["pipeline"] == "build-model"
+    assert [s["stage"] for s in body["stages"]] == ["download", "detect", "snip", "train",
+                                                    "publish"]
+    assert body["stages"][2]["params"] == {"by_class": True, "snip_size": 300}
+    assert [p["status"] for p in body["stage_progress"]] == ["queued"] * 5

@@ -215,6 +215,8 @@ class _Run:
         self.model: keras.Model | None = None
         self.optimizer: Any = None
         self.setup: tuple[str, int] | None = None
+        #: A bundle whose weights the model starts from (retraining), else None.
+        self.init_bundle: Path | None = None
 
     # --- state ---
     def _load_state(self) -> RunState:
@@ -248,6 +250,10 @@ class _Run:
                                       or "mewc", dropout=dropouts[0], name=self.settings.savefile)
         if self.state.epochs_done == 0:
             check_export(self.model, self.spec.input_size)
+        if self.state.epochs_done == 0 and self.init_bundle is not None:
+            from tigertrap.train.warm_start import warm_start
+
+            warm_start(self.model, self.init_bundle)
         if self.state.checkpoint:
             self.model.load_weights(self.checkpoints / self.state.checkpoint)
 
@@ -506,7 +512,7 @@ def _finished_result(run: _Run) -> TrainResult | None:
 
 
 def train(settings: TrainSettings, *, progress: ProgressFn | None = None,
-          image_root: Path | None = None) -> TrainResult:
+          image_root: Path | None = None, init_bundle: Path | None = None) -> TrainResult:
     """Train, evaluate and export as ``settings`` say; resume an interrupted run.
 
     Paths in ``settings`` are used as given (resolve them against the data root first). With
@@ -521,9 +527,12 @@ def train(settings: TrainSettings, *, progress: ProgressFn | None = None,
         ExportError: a backbone that cannot be exported to ONNX (checked before training).
         TrainError: missing train/val split, or a run folder holding other settings.
         tigertrap.train.backbones.BackboneError: weights that cannot be loaded.
+        tigertrap.train.warm_start.WarmStartError: ``init_bundle`` (a previous bundle whose
+            weights the first epoch starts from) does not fit the model being trained.
     """
     settings, snips = crop_settings(apply_recipe(settings))
     run = _Run(settings, progress, image_root, snips)
+    run.init_bundle = init_bundle  # weights to start from (tigertrap.train.retrain)
     done = _finished_result(run)
     if done is not None:
         log.info("%s: already trained and exported to %s", run.run_dir, run.bundle_dir)
