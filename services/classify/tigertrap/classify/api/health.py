@@ -3,9 +3,10 @@
 :class:`HealthMonitor` runs as an asyncio task in the app's lifespan. Every
 ``HEALTH_REFRESH_S`` it reads the workers' heartbeat keys (:mod:`tigertrap.core.workers`) with
 an async Redis client whose socket timeouts are ``HEALTH_TIMEOUT_S``, and replaces the snapshot.
-The route only reads the snapshot: no Redis call, no broker connection, no threadpool, so any
-number of ``/health`` callers cost microseconds each and cannot starve the other routes (issue
-12: ``control.inspect()`` in a sync route took every threadpool thread and the whole API down).
+The route only reads the snapshot: no Redis call, no broker connection, no threadpool, so a
+``/health`` call costs microseconds of the event loop and any number of callers cannot block the
+other routes, only share the CPU with them (issue 12: ``control.inspect()`` in a sync route took
+every threadpool thread and the whole API down).
 
 The answer is truthful: ``ok`` only when Redis answered and every stage has a live worker;
 otherwise ``degraded`` with a sentence per problem. A snapshot older than a few refreshes (the
