@@ -26,7 +26,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
-__all__ = ["ConfigError", "CoreSettings", "StageSettings", "load_settings"]
+__all__ = ["ConfigError", "CoreSettings", "StageSettings", "load_settings", "redis_py_url"]
 
 S = TypeVar("S", bound="StageSettings")
 
@@ -97,8 +97,10 @@ class CoreSettings(StageSettings):
 
     tigertrap_data: Path = Path("data")
     redis_url: str | None = None
-    #: Seconds before an unacknowledged task is handed to another worker; longer than any task.
-    tigertrap_visibility_timeout: int = 48 * 3600
+    #: Seconds after which a task whose worker stopped renewing its lease (process dead, host
+    #: frozen or gone) is handed to another worker. Running tasks renew their lease
+    #: (:mod:`tigertrap.core.lease`), so this bounds redelivery, not task length.
+    tigertrap_visibility_timeout: int = Field(3600, gt=0)
     #: A failed shard is retried this many times before it fails its job.
     tigertrap_shard_retries: int = Field(2, ge=0)
     #: The redis-server the local stack and the tests start (default: the packaged one, else
@@ -147,3 +149,17 @@ def load_settings(cls: type[S], *, yaml_file: str | os.PathLike[str] | None = No
         field = str(error).split('"')[1] if '"' in str(error) else "(settings)"
         raise ConfigError(cls.key(field), f"{error}; list and mapping settings take JSON, "
                                           'e.g. ["a", "b"]') from error
+
+
+#: kombu's (and Celery's) spellings of a Redis server on a Unix socket.
+SOCKET_SCHEMES = ("redis+socket://", "socket://")
+
+
+def redis_py_url(url: str) -> str:
+    """redis-py's spelling of a Celery/kombu Redis URL: ``redis+socket:///run/redis.sock``
+    (a Unix socket, as Celery and kombu write it) becomes ``unix:///run/redis.sock``; any other
+    URL is returned unchanged."""
+    for scheme in SOCKET_SCHEMES:
+        if url.startswith(scheme):
+            return "unix://" + url[len(scheme):]
+    return url

@@ -22,11 +22,12 @@ import redis
 from celery import chain
 from pydantic import BaseModel, Field, field_validator
 
-from tigertrap.core.config import CoreSettings, load_settings
+from tigertrap.core.config import CoreSettings, load_settings, redis_py_url
 from tigertrap.core.contract import UnknownKey, contract, stage_names
 from tigertrap.core.paths import DataRoot
 from tigertrap.core.queue import celery_app, redis_url, task_name
 from tigertrap.core.stages import PIPELINES
+from tigertrap.core.workers import worker_silence
 
 __all__ = [
     "JobCancelled",
@@ -93,6 +94,12 @@ class ShardState(BaseModel):
     processed: int = 0
     total: int = 0
     worker: str | None = Field(default=None, description="the Celery worker running it")
+    worker_alive: bool | None = Field(
+        default=None, description="while running: whether that worker's heartbeat is live")
+    worker_silent_s: float | None = Field(
+        default=None, description="while running: seconds since that worker's last heartbeat "
+                                  "(Redis's clock); a dead worker's grows until the shard is "
+                                  "redone elsewhere")
     attempts: int = 0
     updated: float | None = None
     error: str | None = None
@@ -121,6 +128,12 @@ class JobStatus(BaseModel):
     stage_index: int = 0
     processed: int = 0
     total: int = 0
+    worker: str | None = Field(default=None, description="while an unsharded stage runs: the "
+                                                         "Celery worker running it")
+    worker_alive: bool | None = Field(default=None,
+                                      description="whether that worker's heartbeat is live")
+    worker_silent_s: float | None = Field(
+        default=None, description="seconds since that worker's last heartbeat (Redis's clock)")
     error: str | None = None
     results: dict[str, Any] = Field(default_factory=dict)
     stage_progress: list[StageProgress] = Field(default_factory=list)
@@ -132,7 +145,8 @@ class JobStatus(BaseModel):
 def _client_for(url: str) -> redis.Redis:
     # One pool per URL and process (redis-py's pool is thread-safe and resets after a fork);
     # the timeouts make a hung Redis fail a call instead of holding its thread forever.
-    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=REDIS_TIMEOUT_S,
+    return redis.Redis.from_url(redis_py_url(url), decode_responses=True,
+                                socket_timeout=REDIS_TIMEOUT_S,
                                 socket_connect_timeout=REDIS_TIMEOUT_S)
 
 
@@ -162,6 +176,16 @@ def _stage_progress(client: redis.Redis, job_id: str, record: dict[str, str],
     return progress
 
 
+def _running_workers(record: dict[str, str], current: StageProgress | None
+                     ) -> tuple[str | None, list[ShardState]]:
+    """The worker running the current unsharded stage (if any), and the running shards."""
+    if record.get("status") != "running" or current is None:
+        return None, []
+    running = [shard for shard in current.shards if shard.status == "running" and shard.worker]
+    worker = record.get("worker") or None
+    return (None if current.shards else worker), running
+
+
 def _to_status(client: redis.Redis, record: dict[str, str]) -> JobStatus:
     stages = json.loads(record["stages"])
     progress = _stage_progress(client, record["id"], record, stages)
@@ -170,6 +194,12 @@ def _to_status(client: redis.Redis, record: dict[str, str]) -> JobStatus:
     processed, total = int(record.get("processed", 0)), int(record.get("total", 0))
     if current is not None and current.shards:
         processed, total = current.processed, current.total
+    worker, running = _running_workers(record, current)
+    silence = worker_silence(client, [s.worker for s in running if s.worker]
+                             + ([worker] if worker else []))
+    for shard in running:
+        shard.worker_alive, shard.worker_silent_s = silence[shard.worker or ""]
+    alive, silent_s = silence.get(worker or "", (None, None))
     return JobStatus(
         id=record["id"],
         status=record["status"],  # type: ignore[arg-type]
@@ -179,6 +209,9 @@ def _to_status(client: redis.Redis, record: dict[str, str]) -> JobStatus:
         stage_index=position,
         processed=processed,
         total=total,
+        worker=worker,
+        worker_alive=alive,
+        worker_silent_s=silent_s,
         error=record.get("error") or None,
         results=json.loads(record.get("results", "{}")),
         stage_progress=progress,

@@ -4,8 +4,9 @@ Stages register their tasks with :func:`stage_tasks` (derived from their contrac
 addresses tasks by name only
 (``tigertrap.<stage>``), so the process that submits jobs needs none of the stages' heavy
 dependencies. Settings that keep a job from being lost: late acknowledgement, rejection (and so
-redelivery) when the worker process dies, prefetch 1, and a visibility timeout longer than the
-longest task.
+redelivery) when the worker process dies, prefetch 1, and a visibility timeout after which a
+task whose worker is gone (its lease not renewed: :mod:`tigertrap.core.lease`) is redone
+elsewhere, swept for every :func:`restore_interval`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ def task_name(stage: str) -> str:
     return f"tigertrap.{stage}"
 
 
+def restore_interval(visibility_timeout: int) -> int:
+    """Seconds between two sweeps for expired leases: a twentieth of the visibility timeout,
+    from 1 to 10 s (kombu's default sweep, 100 s, would dominate a short timeout)."""
+    return max(1, min(10, visibility_timeout // 20))
+
+
 def redis_url() -> str:
     """``REDIS_URL`` from the environment, or the local default."""
     return load_settings(CoreSettings).redis_url or DEFAULT_REDIS_URL
@@ -59,7 +66,11 @@ def make_celery(url: str | None = None) -> Celery:
     # Socket timeouts bound every broker call (publish, revoke) of a process that submits jobs:
     # a hung Redis fails a request after BROKER_SOCKET_TIMEOUT_S instead of holding its thread
     # (and a kombu pool connection) forever. Workers' BRPOP waits are shorter (1 s) than this.
-    transport = {"visibility_timeout": settings.tigertrap_visibility_timeout,
+    timeout = settings.tigertrap_visibility_timeout
+    transport = {"visibility_timeout": timeout,
+                 # every worker looks for expired leases this often (kombu: interval x throttle)
+                 "unacked_restore_interval": restore_interval(timeout),
+                 "unacked_restore_throttle": 1,
                  "socket_timeout": BROKER_SOCKET_TIMEOUT_S,
                  "socket_connect_timeout": BROKER_SOCKET_TIMEOUT_S}
     app = Celery("tigertrap", broker=url, backend=url, set_as_current=False)
@@ -101,9 +112,11 @@ def stage_tasks(stage: str) -> dict[str, Task]:
     :mod:`tigertrap.core.runner`). A stage's ``tasks`` module calls this; its worker loads it.
 
     Every task is acknowledged late and rejected (so redelivered) when its worker dies; stage
-    functions are idempotent and resumable.
+    functions are idempotent and resumable. While a task runs, its lease keeps its message
+    from being handed to another worker (:func:`tigertrap.core.lease.task_lease`).
     """
     from tigertrap.core.contract import contract
+    from tigertrap.core.lease import task_lease
     from tigertrap.core.runner import (
         MERGE_SUFFIX,
         SHARD_SUFFIX,
@@ -118,18 +131,22 @@ def stage_tasks(stage: str) -> dict[str, Task]:
     name = task_name(stage)
 
     def run(self: Task, job_id: str, position: int, params: dict[str, Any]) -> dict[str, Any]:
-        return run_stage_task(self, job_id, position, stage, params)
+        with task_lease(self):
+            return run_stage_task(self, job_id, position, stage, params)
 
     run.__doc__ = stage_contract.description
     tasks = {"run": app.task(name=name, **options)(run)}
     if stage_contract.sharding is not None:
         def shard(self: Task, job_id: str, position: int, params: dict[str, Any], index: int,
                   spec: dict[str, Any]) -> dict[str, Any]:
-            return run_shard_task(self, job_id, position, stage, params, index, spec)
+            with task_lease(self):
+                return run_shard_task(self, job_id, position, stage, params, index, spec)
 
         def merge(self: Task, shard_results: list[Any], job_id: str, position: int,
                   params: dict[str, Any], shards: list[dict[str, Any]]) -> dict[str, Any]:
-            return run_merge_task(self, shard_results, job_id, position, stage, params, shards)
+            with task_lease(self):
+                return run_merge_task(self, shard_results, job_id, position, stage, params,
+                                      shards)
 
         tasks["shard"] = app.task(name=name + SHARD_SUFFIX, **options)(shard)
         tasks["merge"] = app.task(name=name + MERGE_SUFFIX, **options)(merge)

@@ -192,10 +192,20 @@ class RedisServer:
     #: The server binary and its version (set by :func:`start_redis`).
     binary: Path | None = None
     version: RedisVersion | None = None
+    #: The Unix socket it also listens on, if one was asked for.
+    unix_socket: Path | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def socket_url(self) -> str:
+        """The Celery/kombu URL of the Unix socket (``redis+socket:///path``); redis-py
+        clients get it through :func:`tigertrap.core.config.redis_py_url`."""
+        if self.unix_socket is None:
+            raise ValueError("this redis-server was started without a Unix socket")
+        return f"redis+socket://{self.unix_socket}"
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -215,8 +225,12 @@ class RedisServer:
 
 def start_redis(data_dir: str | Path, port: int | None = None, *,
                 binary: str | Path | None = None,
-                own_process_group: bool = False) -> RedisServer:
+                own_process_group: bool = False,
+                unix_socket: str | Path | None = None) -> RedisServer:
     """Start redis-server on 127.0.0.1 and wait until it answers PING.
+
+    ``unix_socket`` also makes it listen on that Unix socket (mode 770): processes without a
+    network of their own (another network namespace) reach it through a folder they share.
 
     ``binary`` defaults to :func:`redis_server_binary`. ``own_process_group`` starts it in a
     process group of its own, so that a Ctrl-C meant for its parent does not reach it (the
@@ -240,10 +254,14 @@ def start_redis(data_dir: str | Path, port: int | None = None, *,
         "--dir", str(folder), "--appendonly", "yes", "--save", "",
         "--logfile", str(log_file), "--daemonize", "no", "--protected-mode", "yes",
     ]
+    if unix_socket is not None:
+        unix_socket = Path(unix_socket).resolve()
+        command += ["--unixsocket", str(unix_socket), "--unixsocketperm", "770"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                process_group=0 if own_process_group else None)
     server = RedisServer(process=process, port=port, data_dir=folder, log_file=log_file,
-                         binary=server_binary, version=version)
+                         binary=server_binary, version=version,
+                         unix_socket=Path(unix_socket) if unix_socket is not None else None)
     client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:

@@ -9,6 +9,11 @@ that dies stops refreshing it and Redis expires it after the TTL. Expiry runs on
 so the writers' and readers' clocks do not matter. :func:`live_workers` reads the set and the
 keys in two short round trips (no broadcast, no waiting for replies).
 
+Each beat also records its time, on Redis's clock (``TIME`` inside the beat's script), in the
+hash ``tigertrap:workers:seen`` (hostname -> seconds since the epoch), which outlives the
+worker: :func:`worker_silence` says how long any worker, dead or alive, has been silent, so a
+job record can show that the worker holding a shard died two minutes ago.
+
 Why keys and not Celery's own ``worker-heartbeat`` events: those are pub/sub messages, so a
 reader knows only the workers it has heard since it subscribed (each API process would start
 blind for a heartbeat period), it needs a long-lived kombu consumer with its own reconnection
@@ -34,9 +39,10 @@ import redis.asyncio
 from celery import bootsteps
 from pydantic import BaseModel, Field, model_validator
 
-from tigertrap.core.config import StageSettings, load_settings
+from tigertrap.core.config import StageSettings, load_settings, redis_py_url
 
 __all__ = [
+    "WORKERS_SEEN",
     "WORKERS_SET",
     "WORKER_KEY",
     "Heartbeat",
@@ -44,6 +50,7 @@ __all__ = [
     "HeartbeatStep",
     "WorkerBeat",
     "live_workers",
+    "worker_silence",
     "workers_by_queue",
 ]
 
@@ -51,6 +58,17 @@ log = logging.getLogger(__name__)
 
 WORKER_KEY = "tigertrap:worker:{}"
 WORKERS_SET = "tigertrap:workers"
+#: hostname -> time of the worker's last beat, on Redis's clock (kept after the worker dies).
+WORKERS_SEEN = "tigertrap:workers:seen"
+#: One beat, atomically: the key with its TTL, the set entry, and the beat's time on Redis's
+#: clock (so silence is measured on one clock, whatever the hosts' clocks say).
+_BEAT_SCRIPT = """
+local now = redis.call('TIME')
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[3], now[1] .. '.' .. string.format('%06d', now[2]))
+return 1
+"""
 #: Socket timeouts of the heartbeat's Redis client: a hung Redis delays a beat, never the worker.
 REDIS_TIMEOUT_S = 5.0
 
@@ -86,7 +104,7 @@ class Heartbeat:
     """A thread that keeps one worker's key alive in Redis until :meth:`stop`."""
 
     def __init__(self, url: str, beat: WorkerBeat, period_s: float, ttl_s: float) -> None:
-        self.client = redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT_S,
+        self.client = redis.Redis.from_url(redis_py_url(url), socket_timeout=REDIS_TIMEOUT_S,
                                            socket_connect_timeout=REDIS_TIMEOUT_S)
         self.beat = beat
         self.key = WORKER_KEY.format(beat.hostname)
@@ -102,12 +120,10 @@ class Heartbeat:
         self._thread.start()
 
     def beat_once(self) -> None:
-        """Write the key (with its TTL) and the set entry in one transaction."""
+        """Write the key (with its TTL), the set entry and the time seen, atomically."""
         record = self.beat.model_copy(update={"time": time.time()}).model_dump_json()
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.set(self.key, record, px=self.ttl_ms)
-            pipe.sadd(WORKERS_SET, self.beat.hostname)
-            pipe.execute()
+        self.client.eval(_BEAT_SCRIPT, 3, self.key, WORKERS_SET, WORKERS_SEEN, record,
+                         self.ttl_ms, self.beat.hostname)
 
     def _run(self) -> None:
         while True:
@@ -194,6 +210,27 @@ async def live_workers(client: redis.asyncio.Redis) -> list[WorkerBeat]:
     if expired:
         await client.srem(WORKERS_SET, *expired)
     return beats
+
+
+def worker_silence(client: redis.Redis, hostnames: Iterable[str]
+                   ) -> dict[str, tuple[bool, float | None]]:
+    """For each of ``hostnames``: whether its heartbeat is live, and seconds since its last
+    beat on Redis's clock (None when it never beat). One round trip.
+
+    Raises ``redis.RedisError`` when Redis cannot be reached within the client's timeouts.
+    """
+    names = sorted(set(hostnames))
+    if not names:
+        return {}
+    with client.pipeline(transaction=False) as pipe:
+        pipe.time()
+        pipe.hmget(WORKERS_SEEN, names)
+        for name in names:
+            pipe.exists(WORKER_KEY.format(name))
+        (seconds, micros), seen, *alive = pipe.execute()
+    now = seconds + micros / 1e6
+    return {name: (bool(live), None if last is None else max(0.0, now - float(last)))
+            for name, last, live in zip(names, seen, alive, strict=True)}
 
 
 def workers_by_queue(beats: Iterable[WorkerBeat], queues: Iterable[str]) -> dict[str, list[str]]:
