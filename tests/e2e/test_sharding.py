@@ -17,6 +17,11 @@ import pytest
 
 from tests.conftest import Workers, wait_for_job, worker_env
 from tests.detect.conftest import FRAMES, tiny_checkpoint  # noqa: F401 (a fixture)
+from tests.download.conftest import (  # noqa: F401 (fixtures)
+    image_server,
+    served_images,
+    served_rows,
+)
 from tests.e2e.conftest import make_snip_dataset
 from tigertrap.core.jobs import StageRequest, submit_job
 from tigertrap.core.md_results import read_md_results
@@ -190,3 +195,36 @@ def test_sharded_classify_writes_what_one_unsharded_run_writes(
     again = submit_job([StageRequest(stage="classify", params={**params, "SHARD_SIZE": 0})])
     rerun = wait_for_job(again, workers, TIMEOUT_S)
     assert rerun.status == "succeeded" and rerun.results["classify"]["skipped"] is True
+
+
+def test_sharded_download_fetches_what_one_unsharded_run_fetches(
+        workers: Workers, data_root: Path, served_rows, image_server):  # noqa: F811
+    from tests.download.conftest import write_metadata
+
+    inputs = data_root / "inputs"
+    inputs.mkdir()
+    write_metadata(inputs / "lila.csv", served_rows("img"))
+    (inputs / "spec.yaml").write_text("classes:\n  tiger:\n    rules:\n"
+                                      "      - {common_name: tiger}\n")
+    workers.start("download", pool="solo")
+    workers.start("download", pool="solo")
+    params = {"METADATA": "inputs/lila.csv", "CLASS_SPEC": "inputs/spec.yaml", "RETRIES": 0}
+    sharded = submit_job([StageRequest(stage="download", params={
+        **params, "DATASET_NAME": "a", "SHARD_SIZE": 4})])
+    whole = submit_job([StageRequest(stage="download", params={
+        **params, "DATASET_NAME": "b", "SHARD_SIZE": 0})])
+    status = wait_for_job(sharded, workers, TIMEOUT_S)
+    unsharded = wait_for_job(whole, workers, TIMEOUT_S)
+
+    assert status.status == "succeeded", status.error or workers.logs()
+    assert unsharded.status == "succeeded", unsharded.error
+    rows = len(served_rows("img"))
+    assert len(status.stage_progress[0].shards) == -(-rows // 4)
+    ours, theirs = data_root / "datasets" / "a", data_root / "datasets" / "b"
+    assert (ours / "manifest.csv").read_bytes() == (theirs / "manifest.csv").read_bytes()
+    assert _hashes(ours / "images") == _hashes(theirs / "images")
+    summary, whole_summary = status.results["download"]["lila"], unsharded.results[
+        "download"]["lila"]
+    assert summary["status"] == whole_summary["status"] and summary["complete"] == rows
+    assert summary["manifest"] == "datasets/a/manifest.csv"
+    assert not [p for p in ours.iterdir() if p.name.startswith(".manifest.csv.shard")]

@@ -67,6 +67,7 @@ DOWNLOAD = StageContract(
         "verify local_root md_results cvwc_source cvwc_class dry_run"),
     settings="tigertrap.download.config:DownloadSettings",
     **_functions("download"),
+    sharding=_sharding("download", default_size=10000),
     description="sample LILA BC per class with leak-free splits and fetch the images; import "
                 "CVWC2019 tigers",
 )

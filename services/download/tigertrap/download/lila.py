@@ -17,6 +17,7 @@ import shutil
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -58,10 +59,13 @@ from tigertrap.download.splits import SPLIT_REPORT_FILE, assign_groups, group_of
 
 __all__ = [
     "LILA_SOURCE",
+    "LilaPlan",
     "count_available",
     "dataset_dir",
     "download_lila",
     "fetch_rows",
+    "finish_download",
+    "plan_download",
     "plan_lila",
     "summarise",
     "write_split_report",
@@ -359,17 +363,29 @@ def _failure_kind(error: str) -> str:
     return reason.split(" (", 1)[0]
 
 
-def download_lila(settings: DownloadSettings, data_root: str | os.PathLike[str],
-                  progress: ProgressFn | None = None) -> dict[str, Any]:
-    """Run the LILA part of the stage; see the module docstring.
+@dataclass
+class LilaPlan:
+    """The sampled rows of a LILA download, written to the manifest, before any fetching."""
+
+    folder: Path
+    #: Every manifest row (other sources' too); ``lila`` are this source's.
+    rows: list[ManifestRow]
+    lila: list[ManifestRow]
+    leak_free: bool
+    selected: dict[str, int] = field(default_factory=dict)
+
+    def save(self) -> None:
+        """Write the manifest as the rows stand now (atomically)."""
+        write_manifest(self.folder / MANIFEST_FILE, self.rows)
+
+
+def plan_download(settings: DownloadSettings, data_root: str | os.PathLike[str],
+                  progress: ProgressFn | None = None) -> LilaPlan | dict[str, Any]:
+    """Sample and split the LILA rows and write the manifest and split report (the part of
+    the stage before fetching; a sharded job runs it once, then fetches in shards).
 
     Returns:
-        With ``DRY_RUN``: the available and selected counts per class and rule. Otherwise a
-        summary: paths (relative to the data root), images per status, ``failed`` and the first
-        failures, ``leak_free`` and the md.json matches.
-
-    Raises:
-        MetadataError, SpecError, MDResultsError: bad inputs, before anything is downloaded.
+        The plan; with ``DRY_RUN``, the available and selected counts per class and rule.
     """
     if not settings.metadata:
         raise ValueError("METADATA is required: the LILA metadata CSV or its zip")
@@ -394,18 +410,41 @@ def download_lila(settings: DownloadSettings, data_root: str | os.PathLike[str],
         _remove_unselected(old_rows, lila_rows, folder)
     rows = [row for row in old_rows if row.source != LILA_SOURCE] + lila_rows
     report = write_split_report(folder, rows, settings.split_by, LILA_SOURCE, params)
+    plan = LilaPlan(folder=folder, rows=rows, lila=lila_rows, leak_free=report["leak_free"],
+                    selected={name: info["selected"] for name, info in
+                              counts.get("classes", {}).items()})
+    plan.save()
+    return plan
 
-    def checkpoint() -> None:
-        write_manifest(folder / MANIFEST_FILE, rows)
 
-    try:
-        fetch_rows(lila_rows, folder, settings, progress, checkpoint)
-    finally:
-        checkpoint()
-    summary = summarise(lila_rows, folder, Path(data_root))
-    summary["leak_free"] = report["leak_free"]
-    summary["selected"] = {name: info["selected"] for name, info in
-                           counts.get("classes", {}).items()}
+def finish_download(plan: LilaPlan, settings: DownloadSettings,
+                    data_root: str | os.PathLike[str]) -> dict[str, Any]:
+    """The stage's summary once every row was fetched; subsets published MD results."""
+    summary = summarise(plan.lila, plan.folder, Path(data_root))
+    summary["leak_free"] = plan.leak_free
+    summary["selected"] = plan.selected
     if settings.md_results:
-        summary["md_results"] = subset_md_results(settings.md_results, rows, folder)
+        summary["md_results"] = subset_md_results(settings.md_results, plan.rows, plan.folder)
     return summary
+
+
+def download_lila(settings: DownloadSettings, data_root: str | os.PathLike[str],
+                  progress: ProgressFn | None = None) -> dict[str, Any]:
+    """Run the LILA part of the stage; see the module docstring.
+
+    Returns:
+        With ``DRY_RUN``: the available and selected counts per class and rule. Otherwise a
+        summary: paths (relative to the data root), images per status, ``failed`` and the first
+        failures, ``leak_free`` and the md.json matches.
+
+    Raises:
+        MetadataError, SpecError, MDResultsError: bad inputs, before anything is downloaded.
+    """
+    plan = plan_download(settings, data_root, progress)
+    if not isinstance(plan, LilaPlan):
+        return plan
+    try:
+        fetch_rows(plan.lila, plan.folder, settings, progress, plan.save)
+    finally:
+        plan.save()
+    return finish_download(plan, settings, data_root)
