@@ -13,6 +13,7 @@ from PIL import Image
 
 from tests.api.browser import HeadlessChromium, chromium_binary
 from tests.api.conftest import ApiServer, class_png
+from tests.conftest import missing_tool
 
 #: The page's TIGER_COLOUR (static/app.js), #ff1f8f.
 TIGER_RGB = (255, 31, 143)
@@ -33,7 +34,7 @@ new Promise((resolve) => {
 def browser(tmp_path: Path) -> Iterator[HeadlessChromium]:
     binary = chromium_binary()
     if binary is None:
-        pytest.skip("Chromium is not installed (Debian package 'chromium'; scripts/install)")
+        missing_tool("Chromium is not installed (Debian package 'chromium'; scripts/install)")
     with HeadlessChromium(binary, tmp_path / "profile") as chromium:
         yield chromium
 
