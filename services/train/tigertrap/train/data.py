@@ -158,8 +158,10 @@ def _column(fieldnames: list[str], candidates: tuple[str, ...], csv_path: Path) 
     raise DataError(f"{csv_path}: no column named any of {', '.join(candidates)}")
 
 
-def read_snips_csv(csv_path: Path, class_map: ClassMap) -> dict[str, LabelledImages]:
-    """``{split: images}`` from a snips CSV (rows without a label or split are skipped)."""
+def read_snips_csv(csv_path: Path, class_map: ClassMap, splits: tuple[str, ...] = SPLITS
+                   ) -> dict[str, LabelledImages]:
+    """``{split: images}`` from a snips CSV for the named ``splits`` (rows without a label or
+    split are skipped)."""
     with csv_path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         fields = list(reader.fieldnames or [])
@@ -173,7 +175,7 @@ def read_snips_csv(csv_path: Path, class_map: ClassMap) -> dict[str, LabelledIma
                 path = str(csv_path.parent / row[path_col])
                 by_split.setdefault(split, []).append((path, label))
     return {split: _labelled(pairs, class_map, f"{csv_path} split {split}")
-            for split, pairs in by_split.items() if split in SPLITS}
+            for split, pairs in by_split.items() if split in splits}
 
 
 def epoch_counts(labels: np.ndarray, num_classes: int, samples: Mapping[int, int],
