@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.conftest import Workers, wait_for_job, wait_until, worker_env
 from tests.detect.conftest import tiny_checkpoint  # noqa: F401 (a fixture)
@@ -87,6 +88,11 @@ def assert_every_image_once(status: JobStatus, data_root: Path, images: list[str
     assert sorted(files) == images  # each image once: no shard lost, none merged twice
     assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
     assert all(shard.status == "succeeded" for shard in status.stage_progress[0].shards)
+
+
+def full_logs(folder: Path) -> str:
+    """Every line the workers started with ``Workers(..., folder)`` logged."""
+    return "\n".join(log.read_text(errors="replace") for log in sorted(folder.glob("worker-*.log")))
 
 
 def pool_children(process: subprocess.Popen[bytes]) -> list[int]:
@@ -174,7 +180,7 @@ def test_a_task_running_longer_than_the_visibility_timeout_is_not_handed_out_aga
     stage = status.stage_progress[0]
     assert stage.finished - stage.started > 3 * visibility_s  # long enough to prove it
     task = f"tigertrap.detect[{_task_id(job)}]"
-    logs = "\n".join(log.read_text(errors="replace") for log in tmp_path.glob("worker-*.log"))
+    logs = full_logs(tmp_path)
     assert logs.count(f"Task {task} received") == 1, logs[-6000:]
     entries = read_md_results(data_root / "datasets" / "a" / "images" / "md.json").images
     assert sorted(entry.file for entry in entries) == images
@@ -186,3 +192,28 @@ def _task_id(job: str) -> str:
     from tigertrap.core.jobs import JOB_KEY, _client
 
     return json.loads(_client().hget(JOB_KEY.format(job), "task_ids"))[0]
+
+
+def test_redis_restarted_mid_job_loses_no_queued_shard(
+        data_root: Path, fixtures_dir: Path, tiny_weights: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch):
+    from tigertrap.core.redis_server import start_redis
+
+    folder = tmp_path / "redis"
+    server = start_redis(folder)
+    monkeypatch.setenv("REDIS_URL", server.url)
+    workers = Workers(loss_env(server.url, data_root), tmp_path)
+    try:
+        worker = workers.start("detect")
+        job, images = submit_detect(data_root, fixtures_dir, tiny_weights, shard_size=4)
+        wait_until(lambda: running_shard_on(job, hostname(worker)), TIMEOUT_S,
+                   "a shard in progress")
+        queued = redis.Redis.from_url(server.url).llen("detect")
+        assert queued >= 4  # shards still waiting in the queue when Redis goes down
+        server.stop()  # SIGTERM: Redis writes its append-only file and exits
+        server = start_redis(folder, port=server.port)
+        status = wait_for_job(job, workers, TIMEOUT_S)
+        assert_every_image_once(status, data_root, images, workers)
+    finally:
+        workers.stop_all()
+        server.stop()

@@ -1,0 +1,53 @@
+"""Cancelling a sharded job: its queued shard tasks are revoked on the live worker and
+discarded unrun, the running shard stops at its next progress report, and no merge runs."""
+
+from __future__ import annotations
+
+import redis
+
+from tests.conftest import Workers, wait_until
+from tests.detect.conftest import tiny_checkpoint  # noqa: F401 (a fixture)
+from tests.e2e.test_worker_loss import (  # noqa: F401 (fixtures)
+    TIMEOUT_S,
+    full_logs,
+    hostname,
+    pool,
+    running_shard_on,
+    submit_detect,
+    tiny_weights,
+)
+from tigertrap.core.jobs import cancel_job, job_status, job_task_ids
+from tigertrap.core.queue import celery_app
+
+
+def test_cancel_revokes_the_queued_shards_and_stops_the_running_one(
+        pool: Workers, redis_url: str, data_root, fixtures_dir, tiny_weights: str,  # noqa: F811
+        tmp_path):
+    worker = pool.start("detect")
+    job, _ = submit_detect(data_root, fixtures_dir, tiny_weights, shard_size=4)
+    running = wait_until(lambda: running_shard_on(job, hostname(worker)), TIMEOUT_S,
+                         "a shard in progress")
+    shards = job_status(job).stage_progress[0].shards
+    queued = [shard.index for shard in shards if shard.status == "queued"]
+    assert len(queued) >= 4  # the one worker runs one shard at a time
+
+    status = cancel_job(job)
+    assert status.status == "cancelled"
+    tasks = job_task_ids(job)
+    revoked = celery_app().control.inspect(destination=[hostname(worker)],
+                                           timeout=10).revoked()
+    assert tasks <= set(revoked[hostname(worker)])  # every stage, shard and merge task id
+
+    client = redis.Redis.from_url(redis_url)
+    # The worker drains the queue: each revoked shard is discarded unrun, the running one stops.
+    wait_until(lambda: client.llen("detect") == 0 and client.hlen("unacked") == 0, TIMEOUT_S,
+               "the queued shards to be discarded")
+    wait_until(lambda: full_logs(tmp_path).count(
+        "Discarding revoked task: tigertrap.detect.shard") >= len(queued), TIMEOUT_S,
+        "the worker to discard every queued shard")
+    after = job_status(job)
+    assert after.status == "cancelled"
+    stage = after.stage_progress[0]
+    assert all(stage.shards[index].attempts == 0 for index in queued)  # never started
+    assert running.index not in queued
+    assert "md.json" not in {p.name for p in (data_root / "datasets" / "a" / "images").iterdir()}
