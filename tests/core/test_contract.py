@@ -22,6 +22,7 @@ from tigertrap.core.contract import (
     contracts,
     job_settings,
     looks_like_weights_file,
+    stage_names,
 )
 from tigertrap.core.jobs import StageRequest, check_job_paths
 from tigertrap.core.paths import DataRoot
@@ -35,6 +36,8 @@ SETTINGS = {
     "train": "tigertrap.train.config:TrainSettings",
     "classify": "tigertrap.classify.config:ClassifySettings",
     "publish": "tigertrap.publish.stage:PublishJobSettings",
+    "rde": "tigertrap.classify.stage:RdeJobSettings",
+    "export": "tigertrap.classify.camtrap_dp:CamtrapDPSettings",
 }
 PATH_NAME_ENDINGS = ("_dir", "_file", "_csv", "_path", "_list", "_md", "_root")
 
@@ -52,11 +55,12 @@ def hostile(tmp_path: Path) -> tuple[Path, OutsideFolder, list]:
     return root, outside, path_attacks(root, outside)
 
 
-def test_every_stage_has_a_contract():
-    assert set(contracts()) == set(STAGES)
+def test_every_worker_stage_has_a_contract_and_every_contract_a_queue():
+    assert set(STAGES) <= set(contracts())
+    assert {c.queue_name for c in contracts().values()} == set(STAGES)
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", stage_names())
 def test_every_path_setting_of_a_stage_is_declared(stage):
     """A setting typed as a path, or named like one, must be in the stage's contract."""
     cls = _settings_class(stage)
@@ -66,7 +70,7 @@ def test_every_path_setting_of_a_stage_is_declared(stage):
     assert path_like <= contract(stage).keys, path_like - contract(stage).keys
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", stage_names())
 def test_declared_defaults_are_the_settings_defaults(stage):
     cls = _settings_class(stage)
     for spec in contract(stage).paths:
@@ -177,7 +181,7 @@ def test_jobs_submit_refuses_an_escaping_path_and_queues_nothing(hostile, monkey
     assert outside.snapshot() == before
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", stage_names())
 def test_declared_setting_keys_are_the_settings_fields(stage):
     """The API refuses unknown keys from this list without importing the stage."""
     assert contract(stage).settings_keys == set(_settings_class(stage).model_fields)

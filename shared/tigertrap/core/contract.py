@@ -56,6 +56,7 @@ __all__ = [
     "job_settings",
     "load_object",
     "looks_like_weights_file",
+    "queue_names",
     "stage_names",
 ]
 
@@ -182,7 +183,15 @@ class StageContract:
     result_paths: tuple[str, ...] = ()
     feeds: tuple[Feed, ...] = ()
     sharding: Sharding | None = None
+    #: The queue (and so the worker service) it runs on; default its own. A stage whose code
+    #: lives in another stage's service runs on that one's queue (rde and export on classify's).
+    queue: str = ""
     description: str = ""
+
+    @property
+    def queue_name(self) -> str:
+        """The Celery queue of the stage's tasks."""
+        return self.queue or self.stage
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -339,6 +348,11 @@ def contracts() -> dict[str, StageContract]:
 def stage_names() -> tuple[str, ...]:
     """The stages, the pipeline's own first in pipeline order."""
     return tuple(contracts())
+
+
+def queue_names() -> tuple[str, ...]:
+    """The queues, one per worker service, in stage order."""
+    return tuple(dict.fromkeys(c.queue_name for c in contracts().values()))
 
 
 def contract(stage: str) -> StageContract:

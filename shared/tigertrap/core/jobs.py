@@ -297,7 +297,7 @@ def submit_job(stages: Sequence[StageRequest], *, url: str | None = None,
     app = celery_app(url)
     signatures = [
         app.signature(task_name(step.stage), args=(job_id, position, step.params),
-                      immutable=True, queue=step.stage, task_id=task_id)
+                      immutable=True, queue=contract(step.stage).queue_name, task_id=task_id)
         for position, (step, task_id) in enumerate(zip(stages, task_ids, strict=True))
     ]
     chain(*signatures).apply_async()

@@ -18,7 +18,7 @@ from typing import Any
 from celery import Celery, Task
 
 from tigertrap.core.config import CoreSettings, load_settings
-from tigertrap.core.contract import stage_names
+from tigertrap.core.contract import contracts, queue_names
 from tigertrap.core.workers import HeartbeatStep
 
 __all__ = [
@@ -31,9 +31,10 @@ __all__ = [
     "task_name",
 ]
 
-#: The stages (the pipeline's own in order, then any a package adds); each has its own queue
-#: and worker service. Declared in :mod:`tigertrap.core.stages`.
-STAGES = stage_names()
+#: The worker stages (the pipeline's own in order, then any a package adds): each has its own
+#: queue and worker service. A job may also name stages that run on one of these queues
+#: (:func:`tigertrap.core.contract.stage_names`). Declared in :mod:`tigertrap.core.stages`.
+STAGES = queue_names()
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 #: Longest a broker socket call may block (seconds).
 BROKER_SOCKET_TIMEOUT_S = 10.0
@@ -78,7 +79,8 @@ def make_celery(url: str | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_routes={f"{task_name(stage)}*": {"queue": stage} for stage in STAGES},
+        task_routes={f"{task_name(c.stage)}*": {"queue": c.queue_name}
+                     for c in contracts().values()},
         task_default_queue="default",
         broker_transport_options=transport,
         result_backend_transport_options=transport,
@@ -135,6 +137,7 @@ def stage_tasks(stage: str) -> dict[str, Task]:
             return run_stage_task(self, job_id, position, stage, params)
 
     run.__doc__ = stage_contract.description
+    options["queue"] = stage_contract.queue_name
     tasks = {"run": app.task(name=name, **options)(run)}
     if stage_contract.sharding is not None:
         def shard(self: Task, job_id: str, position: int, params: dict[str, Any], index: int,

@@ -247,10 +247,11 @@ def _send_chord(task: Task, job: _Job, stage_contract: StageContract, params: di
         job.set_shard(ShardState(index=index, total=int(shard.get("count", 0))))
     job.set_stage(status="running", shard_count=len(shards))
     app = task.app
-    header = [app.signature(task_name(stage) + SHARD_SUFFIX, queue=stage, task_id=shard_id,
+    queue = stage_contract.queue_name
+    header = [app.signature(task_name(stage) + SHARD_SUFFIX, queue=queue, task_id=shard_id,
                             args=(job.id, job.position, params, index, shard), immutable=True)
               for index, (shard, shard_id) in enumerate(zip(shards, shard_ids, strict=True))]
-    body = app.signature(task_name(stage) + MERGE_SUFFIX, queue=stage, task_id=merge_id,
+    body = app.signature(task_name(stage) + MERGE_SUFFIX, queue=queue, task_id=merge_id,
                          args=(job.id, job.position, params, shards))
     log.info("%s of job %s: %d shards", stage, job.id, len(shards))
     raise task.replace(chord(header, body))

@@ -176,10 +176,57 @@ CLASSIFY = StageContract(
     settings="tigertrap.classify.config:ClassifySettings",
     **_functions("classify"),
     result_paths=("md_file", "predictions_csv", "images_csv", "long_csv"),
-    feeds=(Feed("md_file", "detect", ("md_file",)),
+    feeds=(Feed("md_file", "rde", ("md_file",)),
+           Feed("md_file", "detect", ("md_file",)),
            Feed("model", "train", ("bundle_dir",))),
     sharding=_sharding("classify", default_size=5000),
     description="classify detections -> md_classified.json, predictions and images CSVs",
+)
+
+RDE = StageContract(
+    "rde",
+    paths=(
+        PathKey("md_file", description="MD file to clean"),
+        PathKey("manifest", description="download manifest.csv (camera = location)"),
+        PathKey("output_dir", access="write", kind="dir",
+                description="review folder (default: <MD file folder>/rde)"),
+        PathKey("review_dir", kind="dir", description="the reviewed folder (MODE=remove)"),
+        PathKey("output_md", access="write", base=FolderOf(("md_file",)),
+                default="md_rde.json", description="the cleaned MD file"),
+    ),
+    settings_keys=_keys(
+        "md_file output_dir output_md occurrence_threshold iou_threshold min_conf max_conf "
+        "min_suspicious_size max_suspicious_size exclude_categories category_agnostic camera "
+        "folder_levels manifest workers mode review_dir accept_all"),
+    settings="tigertrap.classify.stage:RdeJobSettings",
+    run="tigertrap.classify.stage:run_rde",
+    result_paths=("review_dir", "suspicious_csv", "md_file"),
+    feeds=(Feed("md_file", "detect", ("md_file",)),),
+    queue="classify",
+    description="MegaDetector's repeat-detection elimination: find repeats for review, "
+                "remove them after review (or all, with ACCEPT_ALL)",
+)
+
+EXPORT = StageContract(
+    "export",
+    paths=(
+        PathKey("md_file", description="classified MD file"),
+        PathKey("deployments", description="CSV: deploymentID, latitude, longitude, ..."),
+        PathKey("manifest", description="download manifest.csv (locations, times)"),
+        PathKey("taxa", description="CSV: class, scientificName"),
+        PathKey("output_dir", access="write", kind="dir",
+                description="package folder (default: <MD file folder>/camtrap-dp)"),
+    ),
+    settings_keys=_keys(
+        "md_file output_dir deployments manifest deployment_by taxa min_conf event_gap "
+        "utc_offset time_fallback title project_title contributor sampling_design "
+        "capture_method data_license media_license"),
+    settings="tigertrap.classify.camtrap_dp:CamtrapDPSettings",
+    run="tigertrap.classify.stage:run_export",
+    result_paths=("package_dir",),
+    feeds=(Feed("md_file", "classify", ("md_file",)),),
+    queue="classify",
+    description="a Camtrap DP 1.0 data package of a classified MD file, validated",
 )
 
 PUBLISH = StageContract(
@@ -203,7 +250,7 @@ PUBLISH = StageContract(
 
 #: The pipeline's stages in pipeline order.
 BUILTIN_STAGES: dict[str, StageContract] = {
-    c.stage: c for c in (DOWNLOAD, DETECT, SNIP, TRAIN, CLASSIFY, PUBLISH)}
+    c.stage: c for c in (DOWNLOAD, DETECT, SNIP, TRAIN, CLASSIFY, PUBLISH, RDE, EXPORT)}
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,9 @@ folder, without the tiger alert. :func:`merge` writes ``md_classified.json`` (im
 the fingerprint of the whole input, so a re-run knows it is complete), the predictions, images
 and long tables, and then sends the tiger alert once for the job.
 
+The same module runs repeat-detection elimination (:func:`run_rde`) and the Camtrap DP export
+(:func:`run_export`) as job stages on classify's queue.
+
 Sequence smoothing looks across images, so a job with a sequence source (``SEQUENCE_SOURCE``
 other than ``none``) is not split: its sequences could straddle two shards.
 """
@@ -14,9 +17,13 @@ other than ``none``) is not split: its sequences could straddle two shards.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field
+
+from tigertrap.classify.camtrap_dp import CamtrapDPSettings
 from tigertrap.classify.config import ClassifySettings
+from tigertrap.classify.rde import RepeatDetectionSettings
 from tigertrap.core.bundle import load_manifest
 from tigertrap.core.md_results import now_timestamp, write_md_results
 from tigertrap.core.queue import ProgressFn
@@ -28,7 +35,7 @@ from tigertrap.core.shards import (
     split_md_results,
 )
 
-__all__ = ["merge", "run", "run_shard", "split"]
+__all__ = ["RdeJobSettings", "merge", "run", "run_export", "run_rde", "run_shard", "split"]
 
 SUBSET_SUFFIX = ".classify.json"
 
@@ -103,3 +110,56 @@ def merge(settings: ClassifySettings, shards: list[dict[str, Any]],
     result.failures = sum(entry.failed for entry in merged.images)
     result.tiger_alert = _tiger_alert(result.md_file, settings)
     return result.as_dict()
+
+
+class RdeJobSettings(RepeatDetectionSettings):
+    """Repeat-detection elimination as a job: ``find`` writes the review folder; ``remove``
+    writes ``OUTPUT_MD`` without the repeats whose example is still in ``REVIEW_DIR`` after a
+    person's review (default: the folder ``find`` wrote), or every repeat with ``ACCEPT_ALL``
+    (the one unattended mode: a job of ``find`` then ``remove`` with ``ACCEPT_ALL``)."""
+
+    mode: Literal["find", "remove", "find-remove"] = Field(
+        default="find", description="find; remove after review; find-remove needs ACCEPT_ALL")
+    review_dir: Path | None = Field(default=None, description="the reviewed folder (remove)")
+    accept_all: bool = Field(default=False, description="remove every suspicious detection")
+
+
+def run_rde(settings: RdeJobSettings, progress: ProgressFn, image_root: Path) -> dict[str, Any]:
+    """Find and/or remove repeated detections; the result names the review folder and the
+    cleaned MD file (relative to the data root)."""
+    from tigertrap.classify.rde import find_repeats, remove_repeats
+
+    if settings.md_file is None:
+        raise ValueError("give MD_FILE (the MegaDetector file to clean)")
+    if settings.mode == "find-remove" and not settings.accept_all:
+        raise ValueError("MODE=find-remove removes without a review: set ACCEPT_ALL=true, or "
+                         "run MODE=find, review the folder, then MODE=remove")
+    progress(0, 1)
+    result: dict[str, Any] = {}
+    review_dir = settings.review_dir
+    if settings.mode in ("find", "find-remove"):
+        review = find_repeats(settings)
+        review_dir = review.review_dir
+        result.update({"review_dir": str(review.review_dir),
+                       "suspicious_csv": str(review.suspicious_csv),
+                       "suspicious": review.suspicious, "occurrences": review.occurrences})
+    if settings.mode in ("remove", "find-remove"):
+        review_dir = review_dir or (settings.output_dir or settings.md_file.parent / "rde")
+        output = settings.md_file.parent / settings.output_md
+        removal = remove_repeats(settings.md_file, review_dir, output,
+                                 accept_all=settings.accept_all)
+        result.update(removal.as_dict())
+    progress(1, 1)
+    return result
+
+
+def run_export(settings: CamtrapDPSettings, progress: ProgressFn,
+               image_root: Path) -> dict[str, Any]:
+    """Write the Camtrap DP 1.0 package of a classified MD file (validated before it is put
+    in place); the result names the package folder (relative to the data root)."""
+    from tigertrap.classify.camtrap_dp import export_camtrap_dp
+
+    progress(0, 1)
+    exported = export_camtrap_dp(settings).as_dict()
+    progress(1, 1)
+    return exported
