@@ -18,6 +18,7 @@ from tigertrap.core.workers import (
     HeartbeatSettings,
     WorkerBeat,
     live_workers,
+    worker_silence,
     workers_by_queue,
 )
 
@@ -78,3 +79,16 @@ def test_a_ttl_not_longer_than_the_period_stops_loading_naming_both_keys(
     monkeypatch.setenv("TIGERTRAP_HEARTBEAT_TTL_S", "5")
     with pytest.raises(ConfigError, match="TIGERTRAP_HEARTBEAT_TTL_S.*TIGERTRAP_HEARTBEAT_S"):
         load_settings(HeartbeatSettings)
+
+
+def test_how_long_a_worker_has_been_silent_is_known_after_its_key_expired(redis_url: str):
+    heart = Heartbeat(redis_url, _beat("detect.3@here", ["detect"]), period_s=0.2, ttl_s=0.3)
+    heart.beat_once()  # its last beat
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    alive, silent = worker_silence(client, ["detect.3@here"])["detect.3@here"]
+    assert alive is True and silent is not None and silent < 5
+    wait_until(lambda: not client.exists(WORKER_KEY.format("detect.3@here")), 10,
+               "the heartbeat key to expire")
+    alive, later = worker_silence(client, ["detect.3@here"])["detect.3@here"]
+    assert alive is False and later is not None and later >= 0.3 > silent
+    assert worker_silence(client, ["never.1@here"]) == {"never.1@here": (False, None)}

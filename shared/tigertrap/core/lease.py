@@ -35,7 +35,7 @@ from celery import Task
 
 from tigertrap.core.config import redis_py_url
 
-__all__ = ["UNACKED_INDEX_KEY", "delivery_tag", "renew_period", "task_lease"]
+__all__ = ["UNACKED_INDEX_KEY", "Lease", "delivery_tag", "renew_period", "task_lease"]
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,8 @@ def delivery_tag(task: Task) -> str | None:
     return str(tag) if tag else None
 
 
-class _Renewer:
-    """The thread that re-scores one delivery tag until stopped."""
+class Lease:
+    """A thread that re-scores one delivery tag in ``key`` every ``period_s`` until stopped."""
 
     def __init__(self, url: str, key: str, tag: str, period_s: float) -> None:
         self.client = redis.Redis.from_url(redis_py_url(url), socket_timeout=REDIS_TIMEOUT_S,
@@ -104,7 +104,7 @@ def task_lease(task: Task) -> Iterator[None]:
     options = conf.broker_transport_options or {}
     key = options.get("global_keyprefix", "") + options.get("unacked_index_key",
                                                             UNACKED_INDEX_KEY)
-    renewer = _Renewer(url, key, tag, renew_period(float(options.get("visibility_timeout",
+    renewer = Lease(url, key, tag, renew_period(float(options.get("visibility_timeout",
                                                                       3600))))
     renewer.start()
     try:
