@@ -143,3 +143,26 @@ def test_queue_puts_tiger_flags_first_then_lowest_margin_then_a_qc_sample(
     queue = job_queue(job_store, JOB)
     assert queue.counts["tiger"]["reviewed"] == 1
     assert queue.progress == {"total": 5, "reviewed": 2, "fraction": 0.4}
+
+
+def test_stores_opening_at_once_on_a_new_database_migrate_once(store_url: str) -> None:
+    opened: list[ReviewStore] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(3)
+
+    def open_store() -> None:
+        try:
+            barrier.wait()
+            opened.append(ReviewStore.open(store_url))
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_store) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert len({store.migrate() for store in opened}) == 1
+    for store in opened:
+        store.close()

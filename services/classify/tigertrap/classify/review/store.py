@@ -45,6 +45,8 @@ __all__ = [
 DEFAULT_SQLITE_FILE = "review/review.sqlite"
 #: The settings key that names another database.
 URL_KEY = "DATABASE_URL"
+#: PostgreSQL advisory lock key held while migrating (SQLite's BEGIN IMMEDIATE serialises).
+MIGRATION_LOCK = 0x7167_7274
 #: Longest reviewer name kept (the column's width).
 MAX_REVIEWER = 100
 
@@ -192,6 +194,9 @@ class ReviewStore:
         config.set_main_option("script_location", str(script_location or migrations_folder()))
         try:
             with self.engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    # API workers starting together migrate one after the other.
+                    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
         except Exception as error:
