@@ -28,6 +28,7 @@ def review_server(tmp_path_factory: pytest.TempPathFactory, fixtures_dir: Path
     data.mkdir()
     write_classified_job(data, fixtures_dir)
     server = ApiServer(server_env(data), folder / "server.log")
+    server.data = data  # type: ignore[attr-defined]
     try:
         with server.client(headers=HEADERS) as client:
             answer = client.post("/v1/reviews/jobs", json={"name": JOB, "md_file": MD_FILE})
@@ -134,3 +135,24 @@ def test_unreachable_database_stops_the_api_naming_database_url(tmp_path: Path) 
         text=True, timeout=120, check=False)
     assert done.returncode != 0
     assert "DATABASE_URL: cannot reach the review database" in done.stderr
+
+
+def test_promotion_through_the_api_swaps_the_bundle_in_and_keeps_the_old_one(
+        review_server: ApiServer, client: httpx.Client) -> None:
+    data: Path = review_server.data  # type: ignore[attr-defined]
+    candidate = data / "runs" / "retrain" / "bundle"
+    code = ("from tests.train.bundle_factory import build_tiny_bundle; "
+            f"build_tiny_bundle({str(candidate)!r}, ['tiger', 'deer', 'boar'])")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=600)
+    served = data / "models" / "classifiers" / "served"
+    for _ in range(2):
+        answer = client.post("/v1/models/promote",
+                             json={"candidate": "runs/retrain/bundle", "model": "served"})
+        assert answer.status_code == 200, answer.text
+    assert (served / "manifest.json").is_file()
+    assert answer.json()["replaced"].startswith(str(served) + ".replaced-")
+    (candidate / "model.onnx").write_bytes(b"tampered")
+    refused = client.post("/v1/models/promote",
+                          json={"candidate": "runs/retrain/bundle", "model": "served"})
+    assert refused.status_code == 422
+    assert "model.onnx" in refused.json()["detail"]

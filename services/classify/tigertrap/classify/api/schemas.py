@@ -20,6 +20,8 @@ __all__ = [
     "JobResponse",
     "ModelInfo",
     "ModelsResponse",
+    "PromoteRequest",
+    "PromoteResponse",
     "ReviewDetection",
     "ReviewJobRequest",
     "ReviewJobSummary",
@@ -203,6 +205,27 @@ class ModelsResponse(BaseModel):
     """``GET /v1/models``: the loaded model (the list is empty when none is configured)."""
 
     models: list[ModelInfo]
+
+
+class PromoteRequest(BaseModel):
+    """``POST /v1/models/promote``: make a bundle the served model (never done automatically)."""
+
+    candidate: str = Field(description="the bundle folder, relative to the data root (e.g. "
+                                       "runs/retrain-1/bundle)")
+    model: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                              description="the served bundle's name under models/classifiers/ "
+                                          "(default: this server's MODEL)")
+
+
+class PromoteResponse(BaseModel):
+    """What the promotion did; the server keeps its loaded model until it restarts."""
+
+    served: str
+    replaced: str | None
+    candidate: str
+    bundle: str
+    promoted_at: str
+    note: str
 
 
 class ReviewJobRequest(BaseModel):
