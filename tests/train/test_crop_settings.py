@@ -84,3 +84,22 @@ def test_snips_cut_by_snip_tell_train_their_crop_in_both_layouts(tmp_path: Path,
     assert (by_csv.snip_size, by_csv.crop_method) == (48, "square")
     assert (by_folder.snip_size, by_folder.crop_method) == (48, "square")
     assert spec == SnipSpec(snip_size=48, crop_method="square", jpeg_quality=95, draft=True)
+
+
+@pytest.mark.slow
+def test_the_bundle_manifest_records_how_the_training_snips_were_cut(
+        image_folders: Path, tmp_path: Path) -> None:
+    from tests.train.conftest import tiny_mewc_settings
+    from tigertrap.core.bundle import load_manifest
+    from tigertrap.train.training import train
+
+    data = shutil.copytree(image_folders / "ds", tmp_path / "by_class")
+    write_snip_spec(data, SnipSpec(snip_size=48, crop_method="square"))
+
+    result = train(tiny_mewc_settings(data, tmp_path / "run", froz_epoch=1, prog_tot_epoch=1,
+                                      prog_stage_len=1, magnitudes=[0.1], dropouts=[0.1]))
+
+    manifest = load_manifest(result.bundle_dir)
+    assert (manifest.snip_size, manifest.crop_method) == (48, "square")
+    assert manifest.model_extra["snips"] == SnipSpec(snip_size=48, crop_method="square"
+                                                     ).model_dump(mode="json")
