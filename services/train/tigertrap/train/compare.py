@@ -43,14 +43,17 @@ PREDICT_BATCH = 32
 ROLES = ("previous", "new")
 
 
-def predict_bundle(bundle_dir: Path, images: LabelledImages) -> np.ndarray:
-    """Class scores of ``images`` by the bundle's ``model.keras`` (raw 0-255 RGB in)."""
+def predict_bundle(bundle_dir: Path, images: LabelledImages, model: Any = None
+                   ) -> np.ndarray:
+    """Class scores of ``images`` by the bundle's ``model.keras`` (raw 0-255 RGB in); pass
+    ``model`` when it is loaded already."""
     import keras
 
     from tigertrap.train.data import decoded_dataset
 
     manifest, _ = verify_bundle(bundle_dir)
-    model = keras.saving.load_model(Path(bundle_dir) / "model.keras", compile=False)
+    if model is None:
+        model = keras.saving.load_model(Path(bundle_dir) / "model.keras", compile=False)
     batches = [np.asarray(model.predict_on_batch(np.asarray(batch, dtype="float32")))
                for batch, _ in decoded_dataset(images, manifest.input_size).batch(PREDICT_BATCH)]
     return np.concatenate(batches) if batches else np.zeros((0, len(manifest.classes)))
@@ -137,12 +140,17 @@ def compare_bundles(previous: Path, new: Path, splits: Mapping[str, LabelledImag
     if list(class_map.names) != list(new_map.names):
         raise ValueError(f"the bundles' class maps differ ({list(class_map.names)} vs "
                          f"{list(new_map.names)}); their answers cannot be compared")
+    import keras
+
+    models = {path: keras.saving.load_model(Path(path) / "model.keras", compile=False)
+              for path in (previous, new)}
     report: dict[str, Any] = {"previous": str(previous), "new": str(new), "splits": {}}
     changed_rows: list[dict[str, Any]] = []
     for split, images in splits.items():
         if not len(images):
             continue
-        old_p, new_p = predict_bundle(previous, images), predict_bundle(new, images)
+        old_p = predict_bundle(previous, images, models[previous])
+        new_p = predict_bundle(new, images, models[new])
         changed = _changed(split, images, class_map, old_p, new_p)
         changed_rows += changed
         report["splits"][split] = {
