@@ -38,6 +38,7 @@ SETTINGS = {
     "publish": "tigertrap.publish.stage:PublishJobSettings",
     "rde": "tigertrap.classify.stage:RdeJobSettings",
     "export": "tigertrap.classify.camtrap_dp:CamtrapDPSettings",
+    "retrain": "tigertrap.train.stage:RetrainJobSettings",
 }
 PATH_NAME_ENDINGS = ("_dir", "_file", "_csv", "_path", "_list", "_md", "_root")
 

@@ -149,6 +149,19 @@ TRAIN = StageContract(
     description="train, evaluate and export a kimm classifier bundle",
 )
 
+RETRAIN = StageContract(
+    "retrain",
+    paths=(*TRAIN.paths,
+           PathKey("previous_bundle", kind="dir", description="the bundle to retrain from")),
+    settings_keys=TRAIN.settings_keys | {"previous_bundle"},
+    settings="tigertrap.train.stage:RetrainJobSettings",
+    run="tigertrap.train.stage:run_retrain",
+    result_paths=("run_dir", "bundle_dir", "comparison_dir", "previous_bundle"),
+    queue="train",
+    description="retrain from a previous bundle's weights on the merged (reviewed) set, then "
+                "compare both bundles on the same test sets; promotion stays explicit",
+)
+
 CLASSIFY = StageContract(
     "classify",
     paths=(
@@ -250,7 +263,8 @@ PUBLISH = StageContract(
 
 #: The pipeline's stages in pipeline order.
 BUILTIN_STAGES: dict[str, StageContract] = {
-    c.stage: c for c in (DOWNLOAD, DETECT, SNIP, TRAIN, CLASSIFY, PUBLISH, RDE, EXPORT)}
+    c.stage: c for c in (DOWNLOAD, DETECT, SNIP, TRAIN, CLASSIFY, PUBLISH, RDE, EXPORT,
+                         RETRAIN)}
 
 
 @dataclass(frozen=True)
