@@ -128,5 +128,7 @@ def test_publish_runs_only_on_demand_with_the_callers_hub_token():
     publish = raw["services"]["publish"]
     assert publish["profiles"] == ["tools"], "`docker compose up` must not start publish"
     assert publish["command"][:2] == ["tigertrap", "publish"]
-    assert publish["environment"]["HF_TOKEN"] == "${HF_TOKEN:-}"
+    # no value: taken from the caller's environment (an empty default, ${HF_TOKEN:-}, is left
+    # unexpanded by podman-compose 1.0.3)
+    assert "HF_TOKEN" in publish["environment"] and publish["environment"]["HF_TOKEN"] is None
     assert publish["volumes"] == raw["services"]["snip"]["volumes"], "the same data volume"
