@@ -16,7 +16,7 @@ __all__ = ["Workers", "make_snip_dataset", "wait_until"]
 @pytest.fixture
 def workers(redis_url: str, data_root: Path, tmp_path: Path) -> Iterator[Workers]:
     # A task whose worker vanished is handed out again after this many seconds; short, so a
-    # new worker restores it when it starts (the stack default is 48 hours).
+    # new worker restores it when it starts (the shipped default is 1 hour).
     pool = Workers(worker_env(redis_url, data_root, TIGERTRAP_VISIBILITY_TIMEOUT="1"), tmp_path)
     try:
         yield pool

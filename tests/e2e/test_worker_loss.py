@@ -23,6 +23,7 @@ import redis
 from tests.conftest import Workers, wait_for_job, wait_until, worker_env
 from tests.detect.conftest import tiny_checkpoint  # noqa: F401 (a fixture)
 from tests.e2e.test_sharding import WEIGHTS, _frames
+from tigertrap.core.cli import _show
 from tigertrap.core.jobs import JobStatus, ShardState, StageRequest, job_status, submit_job
 from tigertrap.core.md_results import read_md_results
 
@@ -126,13 +127,16 @@ def test_sigkill_of_a_whole_worker_mid_shard_hands_its_shard_to_another(
     pool.kill_hard(doomed)  # the worker and its pool child, as a crashed container
 
     # The record does not just say "running": it says the shard's worker went silent.
-    def silent() -> ShardState | None:
-        state = job_status(job).stage_progress[0].shards[shard.index]
+    def silent() -> JobStatus | None:
+        status = job_status(job)
+        state = status.stage_progress[0].shards[shard.index]
         dead = state.worker == hostname(doomed) and state.worker_alive is False
-        return state if dead and (state.worker_silent_s or 0) > 1 else None
+        return status if dead and (state.worker_silent_s or 0) > 1 else None
 
     seen = wait_until(silent, TIMEOUT_S, "the shard's worker shown as silent")
-    assert seen.status == "running"
+    assert seen.status == "running" and seen.stage_progress[0].shards[shard.index].status \
+        == "running"
+    assert f"worker {hostname(doomed)} silent for " in _show(seen)  # tigertrap jobs status
 
     status = wait_for_job(job, pool, TIMEOUT_S)
     assert_every_image_once(status, data_root, images, pool)

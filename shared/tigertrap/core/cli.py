@@ -107,10 +107,20 @@ def jobs_submit(
         raise _fail(str(error)) from None
 
 
+def _silent_workers(status: Any) -> str:
+    """``  worker W silent for N s`` for each running shard (or stage) whose worker is gone."""
+    held = [(shard.worker, shard.worker_silent_s) for stage in status.stage_progress
+            for shard in stage.shards if shard.status == "running" and shard.worker_alive is False]
+    if status.worker_alive is False:
+        held.append((status.worker, status.worker_silent_s))
+    return "".join(f"  worker {worker} silent for {silent or 0:.0f} s" for worker, silent in held)
+
+
 def _show(status: Any) -> str:
     progress = f"{status.processed}/{status.total}" if status.total else "-"
     line = (f"{status.id}  {status.status:<9}  stage {status.stage_index + 1}/"
             f"{len(status.stages)} {status.stage or '-':<8}  {progress}")
+    line += _silent_workers(status)
     return line + (f"  error: {status.error}" if status.error else "")
 
 

@@ -11,15 +11,21 @@ elsewhere, swept for every :func:`restore_interval`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import redis
 from celery import Celery, Task
+from celery.exceptions import Reject
 
 from tigertrap.core.config import CoreSettings, load_settings
 from tigertrap.core.contract import contracts, queue_names
 from tigertrap.core.workers import HeartbeatStep
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_REDIS_URL",
@@ -27,6 +33,7 @@ __all__ = [
     "ProgressFn",
     "celery_app",
     "make_celery",
+    "requeued_when_redis_is_lost",
     "stage_tasks",
     "task_name",
 ]
@@ -42,6 +49,22 @@ BROKER_SOCKET_TIMEOUT_S = 10.0
 #: ``progress(processed, total)``; raises :class:`tigertrap.core.jobs.JobCancelled` when the
 #: job was cancelled, so long loops stop at their next report.
 ProgressFn = Callable[[int, int], None]
+
+
+@contextlib.contextmanager
+def requeued_when_redis_is_lost() -> Iterator[None]:
+    """Requeue the running task (``Reject(requeue=True)``) when Redis cannot be reached in the
+    middle of it (a Redis restart): the task is redone, not failed, and a shard of a chord is
+    not counted as a failed part. If the rejection cannot reach Redis either, the message stays
+    unacknowledged and comes back after the visibility timeout (it is in the append-only file).
+    """
+    from kombu.exceptions import OperationalError
+
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError, OperationalError) as error:
+        log.warning("Redis lost in the middle of a task (%s); requeueing it", error)
+        raise Reject(error, requeue=True) from error
 
 
 def task_name(stage: str) -> str:
@@ -133,7 +156,7 @@ def stage_tasks(stage: str) -> dict[str, Task]:
     name = task_name(stage)
 
     def run(self: Task, job_id: str, position: int, params: dict[str, Any]) -> dict[str, Any]:
-        with task_lease(self):
+        with task_lease(self), requeued_when_redis_is_lost():
             return run_stage_task(self, job_id, position, stage, params)
 
     run.__doc__ = stage_contract.description
@@ -142,12 +165,12 @@ def stage_tasks(stage: str) -> dict[str, Task]:
     if stage_contract.sharding is not None:
         def shard(self: Task, job_id: str, position: int, params: dict[str, Any], index: int,
                   spec: dict[str, Any]) -> dict[str, Any]:
-            with task_lease(self):
+            with task_lease(self), requeued_when_redis_is_lost():
                 return run_shard_task(self, job_id, position, stage, params, index, spec)
 
         def merge(self: Task, shard_results: list[Any], job_id: str, position: int,
                   params: dict[str, Any], shards: list[dict[str, Any]]) -> dict[str, Any]:
-            with task_lease(self):
+            with task_lease(self), requeued_when_redis_is_lost():
                 return run_merge_task(self, shard_results, job_id, position, stage, params,
                                       shards)
 

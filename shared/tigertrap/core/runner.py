@@ -75,6 +75,10 @@ SHARDED_FIELD = "sharded:{}"
 #: when a shard was redelivered and reported twice).
 MERGE_RETRY_S = 5
 MERGE_RETRIES = 60
+#: Redis unreachable in the middle of a task: not the task's fault, never a failure of the job;
+#: they pass through the handlers below, and the task is requeued
+#: (:func:`tigertrap.core.queue.requeued_when_redis_is_lost`).
+REDIS_LOST = (redis.ConnectionError, redis.TimeoutError)
 
 
 def _data_root() -> DataRoot:
@@ -279,6 +283,8 @@ def run_stage_task(task: Task, job_id: str, position: int, stage: str,
         result = load_object(stage_contract.run)(settings, _Reporter(job), root.root)
     except JobCancelled:
         raise Ignore() from None
+    except REDIS_LOST:
+        raise
     except Exception as error:
         if not isinstance(error, Ignore):
             job.fail(stage, str(error))
@@ -306,6 +312,8 @@ def run_shard_task(task: Task, job_id: str, position: int, stage: str, params: d
         result = run_shard(settings, shard, _Reporter(job, state), root.root)
     except JobCancelled:
         raise Ignore() from None
+    except REDIS_LOST:
+        raise
     except Exception as error:
         retries = load_settings(CoreSettings).tigertrap_shard_retries
         state.status, state.error = "failed", f"{type(error).__name__}: {error}"
@@ -344,6 +352,8 @@ def run_merge_task(task: Task, shard_results: list[Any], job_id: str, position: 
             raise task.retry(exc=error, countdown=MERGE_RETRY_S,
                              max_retries=MERGE_RETRIES) from error
         job.fail(stage, f"merging shards: {error}")
+        raise
+    except REDIS_LOST:
         raise
     except Exception as error:
         job.fail(stage, f"merging shards: {error}")
