@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -65,6 +66,17 @@ def make_frames(folder: Path, count: int) -> None:
         shutil.copyfile(source, folder / f"f{index:05d}{source.suffix.lower()}")
 
 
+def _serial_parts(status: Any) -> str:
+    """Where a sharded job spends time no second worker can share: from submission to the
+    stage task's start, and from the last shard's end to the merged result."""
+    stage = status.stage_progress[0]
+    if not stage.shards:
+        return ""
+    last_shard = max(shard.updated or 0 for shard in stage.shards)
+    return (f" [queue to stage start {stage.started - status.created:.2f} s, last shard to "
+            f"merged {stage.finished - last_shard:.2f} s]")
+
+
 class Cluster:
     """Redis, a data root and detect workers, each pinned to one core."""
 
@@ -80,6 +92,7 @@ class Cluster:
         os.environ["REDIS_URL"] = self.redis.url
         os.environ["TIGERTRAP_DATA"] = str(self.data)
         self.workers: list[subprocess.Popen[bytes]] = []
+        self.last_split_merge = ""
 
     def start_worker(self, core: int) -> subprocess.Popen[bytes]:
         log = open(self.root / f"worker-{len(self.workers)}.log", "wb")  # noqa: SIM115
@@ -134,6 +147,7 @@ class Cluster:
             if status.status in FINISHED:
                 if status.status != "succeeded":
                     raise RuntimeError(f"job {job} {status.status}: {status.error}")
+                self.last_split_merge = _serial_parts(status)
                 return time.perf_counter() - start
             time.sleep(0.05)  # polling the job record; this is a benchmark, not a test
         raise RuntimeError(f"job {job} did not finish in {JOB_TIMEOUT_S} s")
@@ -169,7 +183,8 @@ def main() -> None:
                 with cluster.running(workers):
                     seconds = cluster.detect(folder, shard_size)
                 times[label].append(seconds)
-                print(f"  {label}: {seconds:.1f} s (load {load()})", flush=True)
+                print(f"  {label}: {seconds:.1f} s (load {load()}){cluster.last_split_merge}",
+                      flush=True)
     finally:
         cluster.close()
         shutil.rmtree(root, ignore_errors=True)
