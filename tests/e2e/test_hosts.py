@@ -85,7 +85,7 @@ def test_a_job_runs_across_hosts_that_share_only_the_broker_socket_and_survives_
         hosts = {name: start_host(workers, name, isolated) for name in HOSTS}
         node = {name: f"detect.{process.pid}@{name if isolated else os.uname().nodename}"
                 for name, process in hosts.items()}
-        job, images = submit_detect(data_root, fixtures_dir, tiny_weights, shard_size=4)
+        job, images = submit_detect(data_root, fixtures_dir, tiny_weights, shard_size=30)
 
         def both_busy() -> bool:
             shards = job_status(job).stage_progress[0].shards
