@@ -25,6 +25,7 @@ import redis
 import redis.asyncio
 
 from tigertrap.classify.api.schemas import HealthResponse
+from tigertrap.core.config import redis_py_url
 from tigertrap.core.queue import DEFAULT_REDIS_URL, STAGES
 from tigertrap.core.workers import live_workers, workers_by_queue
 
@@ -66,8 +67,9 @@ class HealthMonitor:
 
     async def start(self) -> None:
         """Take the first snapshot (so the first answer is already true), then keep it current."""
-        self._client = redis.asyncio.Redis.from_url(
-            self.url, socket_timeout=self.timeout_s, socket_connect_timeout=self.timeout_s)
+        self._client = redis.asyncio.Redis.from_url(  # redis+socket:// spelled for redis-py
+            redis_py_url(self.url), socket_timeout=self.timeout_s,
+            socket_connect_timeout=self.timeout_s)
         await self.refresh()
         self._task = asyncio.create_task(self._run(), name="tigertrap-health")
 
