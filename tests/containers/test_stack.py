@@ -6,6 +6,7 @@ docker-compose.yml (podman-compose here); the checks are the stage tests' own ch
 
 from __future__ import annotations
 
+import csv
 import shutil
 import subprocess
 import sys
@@ -17,10 +18,19 @@ from PIL import Image
 
 from tests.api.conftest import class_png
 from tests.conftest import wait_until
-from tests.containers.conftest import IMAGE_UID, SERVICES, VISIBILITY_TIMEOUT_S, Stack, chown_tree
+from tests.containers.conftest import (
+    DETECTOR_WEIGHTS,
+    IMAGE_UID,
+    SERVICES,
+    VISIBILITY_TIMEOUT_S,
+    Stack,
+    chown_tree,
+)
 from tests.containers.conftest import wait_for_api as api_health
 from tests.e2e.conftest import make_snip_dataset
 from tests.e2e.test_queue import assert_one_complete_snip_output
+from tigertrap.core.bundle import load_manifest
+from tigertrap.core.md_results import read_md_results
 
 PNG = "image/png"
 JPEG = "image/jpeg"
@@ -28,6 +38,8 @@ SNIP_PARAMS = {"INPUT_DIR": "datasets/e2e/images", "MD_FILE": "md.json", "SNIP_S
 #: Safety limits, not synchronisation.
 HEALTH_TIMEOUT_S = 120
 JOB_TIMEOUT_S = 300
+#: The model-building pipeline: five stages, a tiny training run in the train container.
+PIPELINE_TIMEOUT_S = 900
 FULL_FRAMES = ("tiger", "leopard_cat", "empty")
 #: The stages docker-compose.yml runs a worker container for.
 WORKER_STAGES = {"download", "detect", "snip", "train", "classify", "publish"}
@@ -110,6 +122,69 @@ def test_a_single_stage_container_snips_the_shared_volume_like_the_local_command
     # written by the image user, group-writable folders for the other stages
     snips = images_dir / "snips"
     assert snips.stat().st_uid == IMAGE_UID and snips.stat().st_mode & 0o020
+
+
+def test_the_model_building_pipeline_runs_across_the_stage_containers(
+        stack: Stack, fixtures_dir: Path):
+    """download (from the image server container, LILA-shaped metadata) -> detect (the detect
+    container, tiny detector) -> snip by class -> train (the train container, a tiny run) ->
+    publish dry run, submitted as one named pipeline through the published port."""
+    from tests.detect.conftest import FRAMES
+    from tests.download.conftest import lila_row, write_metadata
+
+    api_health(stack)
+    served = stack.logs_dir / "served" / "pipeline"
+    served.mkdir()
+    rows = []
+    for class_name, frames in {"bear": ("bear", "civet"), "cat": ("leopard_cat",)}.items():
+        for frame in frames:
+            for copy in range(6):
+                name = f"{frame}_{copy}.jpg"
+                shutil.copyfile(fixtures_dir / "images" / frame / FRAMES[frame], served / name)
+                rows.append(lila_row(
+                    url_gcp=f"http://images:8080/pipeline/{name}", url_aws="", url_azure="",
+                    common_name=class_name, image_id=f"ds : {name}",
+                    sequence_id=f"ds : seq-{name}", location_id=f"ds : loc-{len(rows) % 6}"))
+    for path in [served, *served.iterdir()]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    inputs = stack.data / "inputs"
+    inputs.mkdir()
+    write_metadata(inputs / "lila.csv", rows)
+    (inputs / "spec.yaml").write_text("classes:\n  bear:\n    rules:\n      - {common_name: bear}"
+                                      "\n  cat:\n    rules:\n      - {common_name: cat}\n")
+    chown_tree(inputs)
+    with stack.client() as client:
+        response = client.post("/v1/jobs", json={"pipeline": "build-model", "params": {
+            "download": {"METADATA": "inputs/lila.csv", "CLASS_SPEC": "inputs/spec.yaml",
+                         "DATASET_NAME": "pipe", "MIRRORS": "gcp", "RETRIES": 0,
+                         "TRAIN_FRACTION": 0.6, "VAL_FRACTION": 0.4, "TEST_FRACTION": 0.0},
+            "detect": {"MD_MODEL": DETECTOR_WEIGHTS},
+            "snip": {"SNIP_SIZE": 64},
+            "train": {"CLASSES": ["bear", "cat"], "MODEL": "ResNet18", "WEIGHTS": "none",
+                      "INPUT_SIZE": 32, "FROZ_EPOCH": 1, "BUF": 1, "PROG_STAGE_LEN": 1,
+                      "PROG_TOT_EPOCH": 1, "MAGNITUDES": [0.1], "DROPOUTS": [0.1],
+                      "CLASS_SAMPLES_DEFAULT": 8, "BATCH_SIZE": 8, "WANDB_MODE": "disabled",
+                      "SAVEFILE": "pipe"}}})
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    final = stack.wait_for_job(job_id, PIPELINE_TIMEOUT_S)
+    assert final["status"] == "succeeded", final.get("error") or "\n".join(
+        stack.logs(service) for service in ("download", "detect", "snip", "train"))
+    assert [p["status"] for p in final["stage_progress"]] == ["succeeded"] * 5
+    results = final["results"]
+    dataset = stack.data / "datasets" / "pipe"
+    assert results["download"]["lila"]["complete"] == len(rows)
+    md = read_md_results(dataset / "md.json")
+    assert len(md.images) == len(rows) and not any(entry.failure for entry in md.images)
+    with open(dataset / "snips" / "snips.csv", newline="") as handle:
+        snips = list(csv.DictReader(handle))
+    assert snips and {row["class"] for row in snips} == {"bear", "cat"}
+    assert results["train"]["bundle_dir"] == "models/classifiers/pipe"
+    assert load_manifest(stack.data / "models" / "classifiers" / "pipe").input_size == 32
+    published = stack.data / results["publish"]["folder"]
+    assert (published / "README.md").is_file()
+    # every stage wrote as the one image user, into folders the next stage could write in
+    assert (dataset / "md.json").stat().st_uid == IMAGE_UID
 
 
 def test_a_worker_container_killed_mid_job_is_redelivered_and_completes_once(
