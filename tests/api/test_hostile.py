@@ -235,8 +235,10 @@ def test_a_request_head_growing_past_16_kib_gets_400(guarded: ApiServer,
     sockets.append(sock)
     sock.sendall(head("GET", "/health", {"X-Pad": "a" * 20_000})[:-4])  # never ends
     response = read_response(sock)
-    assert response.status == 400
-    assert b"Invalid HTTP request" in response.body
+    assert response.status == 400 and response.headers.get("connection") == "close"
+    # h11's own sentence; the server closes with our surplus bytes unread, and the kernel's reset
+    # can then cut the body off after the status line (seen once on CI)
+    assert not response.body or b"Invalid HTTP request" in response.body
     assert_still_serving(guarded)
 
 
