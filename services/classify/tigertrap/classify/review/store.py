@@ -12,6 +12,8 @@ new row; nothing is updated, so concurrent reviewers never overwrite each other.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -94,6 +96,25 @@ def migrations_folder() -> Path:
     return Path(str(files("tigertrap.classify.review").joinpath("migrations")))
 
 
+#: How long a new connection keeps asking for WAL mode while another one holds the database.
+WAL_WAIT_S = 30.0
+
+
+def _set_wal(dbapi_connection: Any) -> None:
+    """WAL journal mode (persistent in the file). Switching needs the database to itself and
+    SQLite answers "locked" at once, without its busy timeout, while another connection (a
+    store opening at the same moment) is migrating: ask again until that one is done."""
+    deadline = time.monotonic() + WAL_WAIT_S
+    while True:
+        try:
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)  # a retry interval, not synchronisation
+
+
 def _make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -104,7 +125,7 @@ def _make_engine(url: str) -> Engine:
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we say BEGIN ourselves (transactional DDL)
         dbapi_connection.execute("PRAGMA foreign_keys=ON")
-        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        _set_wal(dbapi_connection)
 
     @sa.event.listens_for(engine, "begin")
     def _begin(connection: sa.Connection) -> None:
