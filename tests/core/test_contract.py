@@ -24,7 +24,7 @@ from tigertrap.core.contract import (
     looks_like_weights_file,
     stage_names,
 )
-from tigertrap.core.jobs import StageRequest, check_job_paths
+from tigertrap.core.jobs import StageRequest, check_job
 from tigertrap.core.paths import DataRoot
 from tigertrap.core.queue import STAGES
 
@@ -106,7 +106,7 @@ def test_submission_refuses_every_attack_naming_the_key(hostile):
     before = outside.snapshot()
     for attack in attacks:
         with pytest.raises(PathRefused) as refused:
-            check_job_paths([StageRequest(stage=attack.stage, params=attack.params)],
+            check_job([StageRequest(stage=attack.stage, params=attack.params)],
                             DataRoot(root))
         assert f"{attack.stage}." in str(refused.value), attack.id
         assert "stages[0]" in str(refused.value)

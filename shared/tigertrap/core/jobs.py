@@ -38,7 +38,6 @@ __all__ = [
     "StageRequest",
     "cancel_job",
     "check_job",
-    "check_job_paths",
     "job_status",
     "job_task_ids",
     "list_jobs",
@@ -262,9 +261,6 @@ def check_job(stages: Sequence[StageRequest], root: DataRoot) -> None:
             refused.args = (f"stages[{position}] {refused}",)
             raise refused
 
-
-#: The former name of :func:`check_job` (paths only were checked then).
-check_job_paths = check_job
 
 
 def submit_job(stages: Sequence[StageRequest], *, url: str | None = None,
