@@ -190,7 +190,6 @@ def test_declared_setting_keys_are_the_settings_fields(stage):
 
 def test_an_unknown_key_is_refused_naming_it_and_the_likely_one(tmp_path):
     from tigertrap.core.contract import UnknownKey
-    from tigertrap.core.jobs import check_job
 
     with pytest.raises(UnknownKey, match=r"stages\[0\] detect.TRESHOLD: .*THRESHOLD\?"):
         check_job([StageRequest(stage="detect", params={"TRESHOLD": 0.2})], DataRoot(tmp_path))

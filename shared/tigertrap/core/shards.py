@@ -29,6 +29,7 @@ __all__ = [
     "merge_csv",
     "merge_md_shards",
     "remove_files",
+    "require_files",
     "shard_path",
     "split_md_results",
 ]
@@ -73,7 +74,8 @@ def split_md_results(md_file: str | os.PathLike[str], size: int, *, suffix: str
     return shards
 
 
-def _existing(paths: Iterable[Path]) -> list[Path]:
+def require_files(paths: Iterable[Path]) -> list[Path]:
+    """``paths``, all there; :class:`ShardsIncomplete` naming the first missing one."""
     found = list(paths)
     missing = [path.name for path in found if not path.is_file()]
     if missing:
@@ -85,7 +87,7 @@ def _existing(paths: Iterable[Path]) -> list[Path]:
 def merge_md_shards(paths: Sequence[Path]) -> MDResults:
     """The shards' MD files as one (images in shard order; ``info`` and categories of the
     first). Raises :class:`ShardsIncomplete` when one is missing."""
-    parts = [read_md_results(path) for path in _existing(paths)]
+    parts = [read_md_results(path) for path in require_files(paths)]
     merged = parts[0].model_copy(update={"images": [image for part in parts
                                                     for image in part.images]})
     return merged
@@ -97,7 +99,7 @@ def merge_csv(paths: Sequence[Path], target: Path, *, sort: bool = False) -> int
     Returns the number of rows. Raises :class:`ShardsIncomplete` when one is missing."""
     header: list[str] | None = None
     rows: list[list[str]] = []
-    found = _existing(paths)
+    found = require_files(paths)
     # keep the stage's own line ending (csv's default \r\n, or \n)
     ending = "\r\n" if found and b"\r\n" in found[0].read_bytes()[:65536] else "\n"
     for path in found:

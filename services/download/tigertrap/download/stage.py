@@ -15,7 +15,7 @@ from typing import Any
 
 from tigertrap.core.paths import atomic_write_json
 from tigertrap.core.queue import ProgressFn
-from tigertrap.core.shards import ShardsIncomplete, chunks, remove_files, shard_path
+from tigertrap.core.shards import chunks, remove_files, require_files, shard_path
 from tigertrap.download.config import DownloadSettings
 from tigertrap.download.manifest import MANIFEST_FILE, read_manifest
 
@@ -97,10 +97,7 @@ def merge(settings: DownloadSettings, shards: list[dict[str, Any]],
     from tigertrap.download.lila import LILA_SOURCE, LilaPlan, finish_download
 
     manifest = _manifest(settings, image_root)
-    results = [_result_file(manifest, shard) for shard in shards]
-    missing = [path.name for path in results if not path.is_file()]
-    if missing:
-        raise ShardsIncomplete(f"shard output {missing[0]} is not there yet")
+    results = require_files(_result_file(manifest, shard) for shard in shards)
     statuses = {entry["path"]: entry for path in results
                 for entry in json.loads(path.read_text(encoding="utf-8"))}
     rows = read_manifest(manifest)
