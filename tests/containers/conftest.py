@@ -90,9 +90,51 @@ def podman() -> str:
     return shutil.which("podman") or "podman"
 
 
+#: The stage images, as scripts/containers tags them.
+IMAGE_TAG = "tigertrap/{}:0.1.0"
+#: What each image takes on disk when built from nothing (GB; measured with Podman's overlay
+#: storage, docs/benchmarks.md: detect's CUDA wheels dominate).
+IMAGE_DISK_GB = {"download": 0.4, "detect": 6.7, "snip": 0.4, "train": 3.1, "classify": 1.3,
+                 "publish": 2.5}
+#: Beside the images, at the peak of a build: a layer exists twice while Podman commits it
+#: (detect's torch layer, 5.5 GB), plus the stand-ins' root filesystem.
+BUILD_PEAK_GB = 6.5
+#: The running stack: containers' writable layers and the test's data folder.
+STACK_DISK_GB = 1.5
+
+
+def disk_needed_gb(missing: list[str]) -> float:
+    """Free disk the container tests need where the images ``missing`` are still to be built."""
+    if not missing:
+        return STACK_DISK_GB
+    return sum(IMAGE_DISK_GB[image] for image in missing) + BUILD_PEAK_GB + STACK_DISK_GB
+
+
+def check_disk(env: dict[str, str]) -> None:
+    """Refuse to start building when the engine's storage cannot hold the images: a build that
+    fills the disk fails every other test of the suite with it. Fails on CI, else skips."""
+    missing = [image for image in IMAGE_DISK_GB
+               if run(["podman", "image", "exists", IMAGE_TAG.format(image)], env=env,
+                      check=False).returncode != 0]
+    root = run(["podman", "info", "--format", "{{.Store.GraphRoot}}"], env=env).stdout.strip()
+    probe = Path(root)
+    while not probe.exists():
+        probe = probe.parent
+    free_gb = shutil.disk_usage(probe).free / 1e9
+    needed = disk_needed_gb(missing)
+    if free_gb < needed:
+        reason = (f"the container images need about {needed:.1f} GB free in {root} "
+                  f"(to build: {', '.join(missing) or 'none'}), only {free_gb:.1f} GB is")
+        print(f"container tests: {reason}", file=sys.stderr)
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{reason}: CI's machine needs more free disk")
+        pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def images(podman: str) -> None:
     """Every image, built by scripts/containers (stand-in bases; train without CUDA extras)."""
+    check_disk(engine_env())
     started = time.monotonic()
     run([str(REPO / "scripts" / "containers"), "build", "--stand-ins", "--cpu"],
         timeout=BUILD_TIMEOUT_S)
