@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -39,16 +40,10 @@ FIRST = ("tests/containers/",)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Order the files: FIRST, then the files with the most tests (as xdist's own reordering,
     which scripts/test turns off so that this order holds). Within a file the order stays."""
-    count: dict[str, int] = {}
-    for item in items:
-        count[item.nodeid.split("::")[0]] = count.get(item.nodeid.split("::")[0], 0) + 1
+    count = Counter(item.location[0] for item in items)
     position = {name: index for index, name in enumerate(count)}
-
-    def key(item: pytest.Item) -> tuple[bool, int, int]:
-        name = item.nodeid.split("::")[0]
-        return (not name.startswith(FIRST), -count[name], position[name])
-
-    items.sort(key=key)
+    items.sort(key=lambda item: (not item.location[0].startswith(FIRST), -count[item.location[0]],
+                                 position[item.location[0]]))
 
 
 @pytest.fixture(scope="session")
@@ -177,9 +172,14 @@ def copy_fixture(src: Path, dest_dir: Path) -> Path:
     return Path(shutil.copy2(src, dest_dir / src.name))
 
 
+def on_ci() -> bool:
+    """Whether the suite runs as CI (``CI=true``, set by .ci/run)."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
 def missing_tool(reason: str) -> None:
     """Skip a test whose tool is missing, saying why; on CI (CI=true), where scripts/install
     provides every tool, fail instead: a CI run that skips for a missing tool is not green."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    if on_ci():
         pytest.fail(f"{reason} (CI=true: scripts/install provides it)")
     pytest.skip(reason)
