@@ -106,8 +106,7 @@ def test_submission_refuses_every_attack_naming_the_key(hostile):
     before = outside.snapshot()
     for attack in attacks:
         with pytest.raises(PathRefused) as refused:
-            check_job([StageRequest(stage=attack.stage, params=attack.params)],
-                            DataRoot(root))
+            check_job([StageRequest(stage=attack.stage, params=attack.params)], DataRoot(root))
         assert f"{attack.stage}." in str(refused.value), attack.id
         assert "stages[0]" in str(refused.value)
     assert outside.snapshot() == before

@@ -262,7 +262,6 @@ def check_job(stages: Sequence[StageRequest], root: DataRoot) -> None:
             raise refused
 
 
-
 def submit_job(stages: Sequence[StageRequest], *, url: str | None = None,
                root: DataRoot | None = None, pipeline: str | None = None) -> str:
     """Queue ``stages`` as one job (a Celery chain of stage tasks) and return its id.
